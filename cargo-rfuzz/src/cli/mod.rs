@@ -1,0 +1,112 @@
+//! Command-line interface: one module per subcommand. `main.rs` parses with
+//! [`Cli`] and calls [`run`].
+
+mod add;
+mod build;
+mod init;
+mod list;
+
+use crate::exit;
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// `cargo rfuzz`: invoked by cargo as `cargo-rfuzz rfuzz ARGS...`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo", styles = clap::builder::Styles::styled())]
+pub enum Cli {
+    /// Coverage-guided fuzzing of Rust crates on every core, on stable Rust.
+    #[command(name = "rfuzz", version, about, long_about = None)]
+    Rfuzz(Rfuzz),
+}
+
+/// The subcommand and its options.
+#[derive(Debug, Args)]
+pub struct Rfuzz {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `cargo rfuzz` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create fuzz/ with an example target (cargo-fuzz layout).
+    Init(init::InitArgs),
+    /// Add a fuzz target to fuzz/.
+    Add(add::AddArgs),
+    /// List the fuzz targets.
+    List(list::ListArgs),
+    /// Build instrumented fuzz targets; prints each binary's path on stdout.
+    Build(build::BuildArgs),
+}
+
+/// Where the fuzz project is (shared by the subcommands that need one).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProjectArgs {
+    /// The fuzz project directory (default: fuzz/ of the crate around the
+    /// current directory).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub fuzz_dir: Option<PathBuf>,
+}
+
+impl ProjectArgs {
+    /// Finds and loads the fuzz project.
+    pub fn load(&self) -> Result<rfuzz_instrument::FuzzProject> {
+        let dir = match &self.fuzz_dir {
+            Some(d) => {
+                if !d.join("Cargo.toml").is_file() {
+                    anyhow::bail!(UsageError(format!(
+                        "{} is not a fuzz project (no Cargo.toml): pass the fuzz/ directory of your crate",
+                        d.display()
+                    )));
+                }
+                absolute(d)?
+            }
+            None => rfuzz_instrument::project::find_fuzz_dir(&std::env::current_dir()?)?,
+        };
+        Ok(rfuzz_instrument::project::load(&dir)?)
+    }
+}
+
+/// A mistake in how the command was invoked (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The target cannot be fuzzed (exit code 4).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TargetError(pub String);
+
+/// Absolute form of `p` (relative to the current directory), without
+/// resolving symlinks.
+pub fn absolute(p: &Path) -> Result<PathBuf> {
+    Ok(std::path::absolute(p)?)
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let Cli::Rfuzz(rfuzz) = cli;
+    match rfuzz.command {
+        Command::Init(a) => init::run(a),
+        Command::Add(a) => add::run(a),
+        Command::List(a) => list::run(a),
+        Command::Build(a) => build::run(a),
+    }
+}
+
+/// Exit code for an error that ended the command.
+pub fn exit_code_for(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<rfuzz_instrument::Error>() {
+            return match e {
+                rfuzz_instrument::Error::BuildFailed { .. } => exit::BUILD_FAILED,
+                _ => exit::USAGE,
+            };
+        }
+        if cause.downcast_ref::<TargetError>().is_some() {
+            return exit::TARGET_UNUSABLE;
+        }
+    }
+    exit::USAGE
+}

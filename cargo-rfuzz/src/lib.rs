@@ -1,0 +1,8 @@
+//! # cargo-rfuzz
+//!
+//! The `cargo rfuzz` binary's library: command-line interface ([`cli`]), the
+//! shipped runtime source ([`runtime_src`]) and exit codes ([`exit`]).
+
+pub mod cli;
+pub mod exit;
+pub mod runtime_src;

@@ -1,0 +1,116 @@
+//! The runtime crate's source, shipped inside this binary.
+//!
+//! A user's `fuzz/Cargo.toml` says `rfuzz = "0.1"` as if the runtime were
+//! published. `cargo rfuzz build` writes the source it carries to a cache
+//! directory keyed by its content and patches it in with `--config
+//! patch.crates-io.rfuzz.path=...`: nothing needs publishing, the fuzz
+//! project stays portable (no absolute paths in it), and the runtime always
+//! speaks the same protocol version as the engine that drives it.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+include!(concat!(env!("OUT_DIR"), "/runtime_files.rs"));
+
+/// Overrides the runtime source directory (for developing the runtime).
+pub const RUNTIME_SRC_ENV: &str = "RFUZZ_RUNTIME_SRC";
+
+/// Hash of the embedded files (FNV-1a), naming the cache directory.
+pub fn content_hash() -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (path, text) in RUNTIME_FILES {
+        for b in path.bytes().chain([0]).chain(text.bytes()).chain([0]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+fn cache_root() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("cargo-rfuzz");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h).join(".cache").join("cargo-rfuzz");
+    }
+    std::env::temp_dir().join(format!("cargo-rfuzz-{}", nix::unistd::getuid()))
+}
+
+/// Writes the runtime source (once per content hash) and returns its directory.
+pub fn materialize() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(RUNTIME_SRC_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let root = cache_root();
+    let dir = root.join(format!(
+        "rfuzz-{}-{}",
+        env!("CARGO_PKG_VERSION"),
+        content_hash()
+    ));
+    if dir.join(".complete").is_file() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&root)
+        .with_context(|| format!("failed to create {}", root.display()))?;
+    // Write into a private directory and rename it into place, so concurrent
+    // builds never see a half-written runtime.
+    let tmp = root.join(format!(".tmp-{}-{}", std::process::id(), content_hash()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    write_files(&tmp)?;
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => Ok(dir),
+        Err(_) if dir.join(".complete").is_file() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(dir)
+        }
+        Err(e) => {
+            // A stale incomplete directory: replace it.
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::rename(&tmp, &dir)
+                .with_context(|| format!("failed to create {} ({e})", dir.display()))?;
+            Ok(dir)
+        }
+    }
+}
+
+fn write_files(dir: &Path) -> Result<()> {
+    for (rel, text) in RUNTIME_FILES {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create {}", parent.display()))?;
+        }
+        std::fs::write(&path, text)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    std::fs::write(dir.join(".complete"), content_hash())
+        .with_context(|| format!("failed to write {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeds_the_runtime_manifest_and_sources() {
+        assert!(
+            RUNTIME_FILES
+                .iter()
+                .any(|(p, t)| *p == "Cargo.toml" && t.contains("name = \"rfuzz\""))
+        );
+        assert!(RUNTIME_FILES.iter().any(|(p, _)| *p == "src/lib.rs"));
+        assert!(RUNTIME_FILES.iter().any(|(p, _)| *p == "src/protocol.rs"));
+    }
+
+    #[test]
+    fn materialises_into_the_cache_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_files(tmp.path()).unwrap();
+        assert!(tmp.path().join("src/lib.rs").is_file());
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join(".complete")).unwrap(),
+            content_hash()
+        );
+    }
+}

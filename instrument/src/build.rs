@@ -1,0 +1,245 @@
+//! Running cargo to build instrumented fuzz targets.
+
+use crate::flags::{self, Profile};
+use crate::project::{FuzzProject, RuntimeDep};
+use crate::{Error, wrapper};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Release (default) or dev.
+    pub profile: Profile,
+    /// `--features` of the fuzz package.
+    pub features: Vec<String>,
+    /// `--all-features`.
+    pub all_features: bool,
+    /// `--no-default-features`.
+    pub no_default_features: bool,
+    /// Target triple; the host's when `None`.
+    pub target_triple: Option<String>,
+    /// Runtime source to patch in for a crates.io `rfuzz` dependency.
+    pub runtime_source: Option<PathBuf>,
+    /// Executable that acts as `RUSTC_WRAPPER` (the `cargo-rfuzz` binary).
+    pub wrapper_exe: PathBuf,
+    /// Pass `--quiet` to cargo.
+    pub quiet: bool,
+    /// Pass `--verbose` to cargo.
+    pub verbose: bool,
+}
+
+/// A built fuzz target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// Target name.
+    pub target: String,
+    /// Absolute path of the instrumented binary.
+    pub binary: PathBuf,
+}
+
+/// The host triple of the active rustc (`rustc -vV`).
+pub fn host_triple() -> Result<String, Error> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .arg("-vV")
+        .output()
+        .map_err(|source| Error::Io {
+            what: "rustc -vV".into(),
+            source,
+        })?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .ok_or_else(|| Error::Io {
+            what: "rustc -vV".into(),
+            source: std::io::Error::other("no host line in its output"),
+        })
+}
+
+/// Where instrumented artifacts go: a directory of their own, because cargo's
+/// fingerprints do not cover wrapper flags.
+pub fn rfuzz_target_dir(project: &FuzzProject) -> PathBuf {
+    project.target_directory.join("rfuzz")
+}
+
+/// Path the binary of `target` will have after a build.
+pub fn binary_path(project: &FuzzProject, target: &str, triple: &str, profile: Profile) -> PathBuf {
+    rfuzz_target_dir(project)
+        .join(triple)
+        .join(profile.dir_name())
+        .join(target)
+}
+
+/// Clears artifacts built with another flag set (older cargo-rfuzz), so cargo
+/// does not reuse objects whose instrumentation differs.
+fn check_stamp(profile_dir: &Path, stamp: &str) -> Result<(), Error> {
+    let stamp_file = profile_dir.join(".rfuzz-flags");
+    let current = std::fs::read_to_string(&stamp_file).ok();
+    if current.as_deref() != Some(stamp) && profile_dir.exists() {
+        std::fs::remove_dir_all(profile_dir).map_err(|source| Error::Io {
+            what: format!("remove stale artifacts in {}", profile_dir.display()),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Builds `targets` (all targets when empty) and returns their binaries in
+/// the order asked.
+pub fn build(
+    project: &FuzzProject,
+    targets: &[String],
+    opts: &BuildOptions,
+) -> Result<Vec<Built>, Error> {
+    let names: Vec<String> = if targets.is_empty() {
+        if project.targets.is_empty() {
+            return Err(Error::NoTargets(project.fuzz_dir.clone()));
+        }
+        project.targets.iter().map(|t| t.name.clone()).collect()
+    } else {
+        for t in targets {
+            project.target(t)?;
+        }
+        targets.to_vec()
+    };
+    let triple = match &opts.target_triple {
+        Some(t) => t.clone(),
+        None => host_triple()?,
+    };
+    let target_dir = rfuzz_target_dir(project);
+    let profile_dir = target_dir.join(&triple).join(opts.profile.dir_name());
+    let stamp = flags::flag_stamp(opts.profile);
+    check_stamp(&profile_dir, &stamp)?;
+    std::fs::create_dir_all(&profile_dir)
+        .and_then(|_| std::fs::write(profile_dir.join(".rfuzz-flags"), &stamp))
+        .map_err(|source| Error::Io {
+            what: format!("write {}", profile_dir.display()),
+            source,
+        })?;
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(&project.manifest_path)
+        // With --target, build scripts and proc-macros are compiled for the
+        // host without --target, which is how the wrapper tells them apart
+        // (they must not be instrumented: proc-macro2's build script would
+        // fail to link against the coverage callbacks).
+        .arg("--target")
+        .arg(&triple)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .arg("--message-format=json-render-diagnostics");
+    if opts.profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    for n in &names {
+        cmd.arg("--bin").arg(n);
+    }
+    if !opts.features.is_empty() {
+        cmd.arg("--features").arg(opts.features.join(","));
+    }
+    if opts.all_features {
+        cmd.arg("--all-features");
+    }
+    if opts.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    if opts.quiet {
+        cmd.arg("--quiet");
+    }
+    if opts.verbose {
+        cmd.arg("--verbose");
+    }
+    if let (RuntimeDep::Registry, Some(src)) = (&project.runtime_dep, &opts.runtime_source) {
+        // The runtime matching this cargo-rfuzz, whether or not `rfuzz` is
+        // published: the wire protocol must match the engine's.
+        cmd.arg("--config").arg(format!(
+            "patch.crates-io.rfuzz.path={}",
+            toml_string(&src.to_string_lossy())
+        ));
+    }
+    let inner = std::env::var_os("RUSTC_WRAPPER")
+        .filter(|w| Path::new(w) != opts.wrapper_exe && !w.is_empty());
+    cmd.env("RUSTC_WRAPPER", &opts.wrapper_exe)
+        .env(wrapper::WRAPPER_ENV, "1")
+        .env(
+            wrapper::COMMON_FLAGS_ENV,
+            flags::encode(&flags::common_flags(opts.profile)),
+        )
+        .env(
+            wrapper::COVERAGE_FLAGS_ENV,
+            flags::encode(&flags::coverage_flags()),
+        )
+        .env(wrapper::INNER_WRAPPER_ENV, inner.unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|source| Error::Io {
+        what: "cargo build".into(),
+        source,
+    })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut built: Vec<Built> = Vec::new();
+    for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {
+        let Ok(cargo_metadata::Message::CompilerArtifact(artifact)) = message else {
+            continue;
+        };
+        if !artifact.target.is_bin() || !names.contains(&artifact.target.name) {
+            continue;
+        }
+        if let Some(exe) = artifact.executable {
+            built.retain(|b| b.target != artifact.target.name);
+            built.push(Built {
+                target: artifact.target.name.clone(),
+                binary: exe.into(),
+            });
+        }
+    }
+    let status = child.wait().map_err(|source| Error::Io {
+        what: "cargo build".into(),
+        source,
+    })?;
+    if !status.success() {
+        return Err(Error::BuildFailed {
+            targets: names.join(", "),
+            status: status.to_string(),
+        });
+    }
+    names
+        .iter()
+        .map(|n| {
+            built
+                .iter()
+                .find(|b| &b.target == n)
+                .cloned()
+                .ok_or_else(|| Error::NoExecutable(n.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_strings_are_escaped() {
+        assert_eq!(toml_string(r#"/a "b"\c"#), r#""/a \"b\"\\c""#);
+    }
+}

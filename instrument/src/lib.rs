@@ -1,0 +1,83 @@
+//! # rfuzz-instrument: how `cargo rfuzz` builds fuzz targets
+//!
+//! Concepts:
+//!
+//! * **Fuzz project** ([`project`]): the `fuzz/` package beside a crate, in
+//!   cargo-fuzz's layout; its binaries are the fuzz targets. Found from any
+//!   directory of the crate and read with `cargo metadata --no-deps`.
+//! * **Flag set** ([`flags`]): SanitizerCoverage (`trace-pc-guard` plus compare
+//!   tracing) for the crates under test, `--cfg fuzzing`, debug assertions and
+//!   overflow checks for all target crates. Everything works on stable Rust.
+//! * **Wrapper** ([`wrapper`]): stable cargo cannot set RUSTFLAGS per crate, so
+//!   `cargo-rfuzz` acts as `RUSTC_WRAPPER` and adds the flags per invocation,
+//!   leaving the runtime, build scripts and proc-macros uninstrumented.
+//! * **Build** ([`build`]): runs `cargo build --target <host>` into a target
+//!   directory of its own and reports each binary's path.
+
+#![deny(missing_docs)]
+
+pub mod build;
+pub mod flags;
+pub mod project;
+pub mod wrapper;
+
+pub use build::{BuildOptions, Built, build};
+pub use flags::Profile;
+pub use project::{FuzzProject, FuzzTarget, RuntimeDep};
+
+use std::path::PathBuf;
+
+/// Why finding or building fuzz targets failed. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No `Cargo.toml` here or above.
+    #[error("not in a cargo project: no Cargo.toml in {} or any parent directory; run this inside a crate", .0.display())]
+    NotACargoProject(PathBuf),
+    /// A crate without a `fuzz/` directory.
+    #[error("no fuzz project found for the crate in {}: run `cargo rfuzz init` there to create fuzz/", .0.display())]
+    NoFuzzDir(PathBuf),
+    /// A target name that the fuzz package does not have.
+    #[error("unknown fuzz target `{name}`; known targets: {known}")]
+    UnknownTarget {
+        /// The name asked for.
+        name: String,
+        /// The known names.
+        known: String,
+    },
+    /// A fuzz package with no binaries.
+    #[error("no fuzz targets in {}: add one with `cargo rfuzz add NAME`", .0.display())]
+    NoTargets(PathBuf),
+    /// `cargo metadata` failed (usually a broken manifest).
+    #[error("failed to read {}: {msg}", manifest.display())]
+    Metadata {
+        /// The manifest read.
+        manifest: PathBuf,
+        /// What cargo said.
+        msg: String,
+    },
+    /// The fuzz package does not depend on the runtime.
+    #[error("{} does not depend on the rfuzz runtime: add `rfuzz = \"0.1\"` under [dependencies]", .0.display())]
+    MissingRuntime(PathBuf),
+    /// Cargo failed.
+    #[error(
+        "failed to build fuzz target(s) {targets} (cargo {status}); cargo's errors are shown above"
+    )]
+    BuildFailed {
+        /// Targets being built.
+        targets: String,
+        /// Cargo's exit status.
+        status: String,
+    },
+    /// Cargo succeeded but did not report the binary.
+    #[error("cargo built `{0}` but reported no executable for it")]
+    NoExecutable(String),
+    /// An I/O or process error.
+    #[error("failed to {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}

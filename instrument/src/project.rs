@@ -1,0 +1,241 @@
+//! Finding the fuzz project and its targets.
+//!
+//! The layout is cargo-fuzz's: a crate has a `fuzz/` directory holding its own
+//! package (`fuzz/Cargo.toml`, its own `[workspace]`) whose binaries are the
+//! fuzz targets, with sources in `fuzz/fuzz_targets/NAME.rs`.
+
+use crate::Error;
+use std::path::{Path, PathBuf};
+
+/// How the fuzz package depends on the runtime crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeDep {
+    /// `rfuzz = "0.1"` from crates.io: `cargo rfuzz` patches in the runtime
+    /// source it ships with, so the runtime always matches the engine.
+    Registry,
+    /// A path or git dependency: used as written.
+    Other,
+}
+
+/// One fuzz target (a binary of the fuzz package).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuzzTarget {
+    /// Binary name, e.g. `parse_header`.
+    pub name: String,
+    /// Source file.
+    pub src_path: PathBuf,
+}
+
+/// A located fuzz project.
+#[derive(Debug, Clone)]
+pub struct FuzzProject {
+    /// The `fuzz/` directory.
+    pub fuzz_dir: PathBuf,
+    /// `fuzz/Cargo.toml`.
+    pub manifest_path: PathBuf,
+    /// Name of the fuzz package.
+    pub package_name: String,
+    /// Its binaries, sorted by name.
+    pub targets: Vec<FuzzTarget>,
+    /// Cargo's target directory for the fuzz package.
+    pub target_directory: PathBuf,
+    /// How the runtime is depended on.
+    pub runtime_dep: RuntimeDep,
+}
+
+impl FuzzProject {
+    /// The target called `name`, or an error listing the known ones.
+    pub fn target(&self, name: &str) -> Result<&FuzzTarget, Error> {
+        self.targets
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::UnknownTarget {
+                name: name.to_string(),
+                known: self.known_targets(),
+            })
+    }
+
+    /// Comma-separated target names, for messages.
+    pub fn known_targets(&self) -> String {
+        if self.targets.is_empty() {
+            "(none: add one with `cargo rfuzz add NAME`)".to_string()
+        } else {
+            self.targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
+    /// Default seed corpus of a target: `fuzz/corpus/<target>/`.
+    pub fn corpus_dir(&self, target: &str) -> PathBuf {
+        self.fuzz_dir.join("corpus").join(target)
+    }
+
+    /// Default sync directory of a run: `fuzz/sync/<target>/`.
+    pub fn sync_dir(&self, target: &str) -> PathBuf {
+        self.fuzz_dir.join("sync").join(target)
+    }
+}
+
+fn is_fuzz_dir(dir: &Path) -> bool {
+    dir.join("Cargo.toml").is_file() && dir.join("fuzz_targets").is_dir()
+}
+
+/// Nearest directory at or above `start` with a `Cargo.toml`.
+pub fn find_crate_root(start: &Path) -> Result<PathBuf, Error> {
+    start
+        .ancestors()
+        .find(|d| d.join("Cargo.toml").is_file())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| Error::NotACargoProject(start.to_path_buf()))
+}
+
+/// Finds the fuzz directory for a command run in `start`: `start` itself or
+/// an ancestor if it is a fuzz package, else the `fuzz/` of the nearest
+/// ancestor crate that has one.
+pub fn find_fuzz_dir(start: &Path) -> Result<PathBuf, Error> {
+    let crate_root = find_crate_root(start)?;
+    for dir in start.ancestors() {
+        if is_fuzz_dir(dir) {
+            return Ok(dir.to_path_buf());
+        }
+        let fuzz = dir.join("fuzz");
+        if is_fuzz_dir(&fuzz) {
+            return Ok(fuzz);
+        }
+    }
+    Err(Error::NoFuzzDir(crate_root))
+}
+
+/// Reads the fuzz package's metadata (no dependency resolution, no network).
+pub fn load(fuzz_dir: &Path) -> Result<FuzzProject, Error> {
+    let manifest_path = fuzz_dir.join("Cargo.toml");
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(&manifest_path)
+        .no_deps()
+        .exec()
+        .map_err(|e| Error::Metadata {
+            manifest: manifest_path.clone(),
+            msg: first_line_of_metadata_error(&e),
+        })?;
+    let canonical = std::fs::canonicalize(&manifest_path).unwrap_or(manifest_path.clone());
+    let package = metadata
+        .packages
+        .iter()
+        .find(|p| {
+            std::fs::canonicalize(&p.manifest_path).ok().as_deref() == Some(canonical.as_path())
+        })
+        .ok_or_else(|| Error::Metadata {
+            manifest: manifest_path.clone(),
+            msg: "it has no [package] section".to_string(),
+        })?;
+    let mut targets: Vec<FuzzTarget> = package
+        .targets
+        .iter()
+        .filter(|t| t.is_bin())
+        .map(|t| FuzzTarget {
+            name: t.name.clone(),
+            src_path: t.src_path.clone().into(),
+        })
+        .collect();
+    targets.sort_by(|a, b| a.name.cmp(&b.name));
+    let runtime = package
+        .dependencies
+        .iter()
+        .find(|d| d.name == crate::wrapper::RUNTIME_CRATE);
+    let runtime_dep = match runtime {
+        None => return Err(Error::MissingRuntime(manifest_path)),
+        Some(d)
+            if d.path.is_none()
+                && d.source
+                    .as_ref()
+                    .is_some_and(|s| s.repr.starts_with("registry+")) =>
+        {
+            RuntimeDep::Registry
+        }
+        Some(_) => RuntimeDep::Other,
+    };
+    Ok(FuzzProject {
+        fuzz_dir: fuzz_dir.to_path_buf(),
+        manifest_path,
+        package_name: package.name.to_string(),
+        targets,
+        target_directory: metadata.target_directory.into(),
+        runtime_dep,
+    })
+}
+
+/// Name of the package whose manifest is `manifest`, or `None` for a virtual
+/// workspace manifest (used by `init` to depend on the crate under test).
+pub fn load_root_package(manifest: &Path) -> Result<Option<String>, Error> {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(manifest)
+        .no_deps()
+        .exec()
+        .map_err(|e| Error::Metadata {
+            manifest: manifest.to_path_buf(),
+            msg: first_line_of_metadata_error(&e),
+        })?;
+    let canonical = std::fs::canonicalize(manifest).unwrap_or(manifest.to_path_buf());
+    Ok(metadata
+        .packages
+        .iter()
+        .find(|p| {
+            std::fs::canonicalize(&p.manifest_path).ok().as_deref() == Some(canonical.as_path())
+        })
+        .map(|p| p.name.to_string()))
+}
+
+/// `cargo metadata` errors carry cargo's whole stderr; keep the part that
+/// says what is wrong.
+fn first_line_of_metadata_error(e: &cargo_metadata::Error) -> String {
+    let text = e.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines
+        .iter()
+        .find(|l| l.starts_with("error:") || l.starts_with("Caused by"))
+        .map(|_| lines.join(" "))
+        .unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_fuzz_dir_from_crate_and_from_inside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::write(root.join("Cargo.toml"), "[package]\nname='x'\n").unwrap();
+        std::fs::create_dir_all(root.join("src/deep")).unwrap();
+        assert!(matches!(
+            find_fuzz_dir(&root.join("src/deep")),
+            Err(Error::NoFuzzDir(_))
+        ));
+        std::fs::create_dir_all(root.join("fuzz/fuzz_targets")).unwrap();
+        std::fs::write(root.join("fuzz/Cargo.toml"), "").unwrap();
+        assert_eq!(
+            find_fuzz_dir(&root.join("src/deep")).unwrap(),
+            root.join("fuzz")
+        );
+        assert_eq!(
+            find_fuzz_dir(&root.join("fuzz/fuzz_targets")).unwrap(),
+            root.join("fuzz")
+        );
+    }
+
+    #[test]
+    fn outside_any_crate_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            find_fuzz_dir(tmp.path()),
+            Err(Error::NotACargoProject(_))
+        ));
+    }
+}

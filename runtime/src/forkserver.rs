@@ -1,0 +1,446 @@
+//! The forkserver: AFL++'s protocol for any AFL++-compatible fuzzer, and our
+//! direct protocol for the `cargo rfuzz` engine (see [`crate::protocol`]).
+
+use crate::fdio::{read_u32, write_all, write_pair, write_u32};
+use crate::protocol::{self, CONTROL_FD, STATUS_FD, afl, direct};
+use crate::{sancov, shm};
+use core::sync::atomic::Ordering::Relaxed;
+use std::os::raw::c_int;
+
+/// Runs of one persistent child before the forkserver forks a fresh one
+/// (AFL++ protocol; the direct protocol lets the engine decide).
+const AFL_PERSISTENT_ITERATIONS: u32 = 10_000;
+
+/// Kills `pid` and reaps it (used when the fuzzer goes away).
+fn kill_and_reap(pid: libc::pid_t) {
+    if pid > 0 {
+        // SAFETY: plain syscalls on a child pid we forked.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, core::ptr::null_mut(), 0);
+        }
+    }
+}
+
+fn exit_now(code: c_int) -> ! {
+    // SAFETY: _exit never returns and skips atexit handlers, which is what a
+    // forkserver wants when its fuzzer is gone.
+    unsafe { libc::_exit(code) }
+}
+
+fn fork() -> libc::pid_t {
+    // SAFETY: the forkserver is single-threaded at this point (the target has
+    // not run yet), so the child may continue running arbitrary code.
+    unsafe { libc::fork() }
+}
+
+fn waitpid(pid: libc::pid_t, options: c_int) -> Option<c_int> {
+    let mut status: c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid out-parameter.
+        let r = unsafe { libc::waitpid(pid, &mut status, options) };
+        if r == pid {
+            return Some(status);
+        }
+        if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        return None;
+    }
+}
+
+/// Where an AFL++ child gets its test case.
+enum AflInput {
+    /// `__AFL_SHM_FUZZ_ID`: a `u32` length followed by the bytes.
+    SharedMemory(*const u8),
+    /// A file named on the command line (`@@`).
+    File(std::ffi::OsString),
+    /// Standard input, rewound before every read.
+    Stdin,
+}
+
+impl AflInput {
+    fn read(&self, buf: &mut Vec<u8>) -> bool {
+        buf.clear();
+        match self {
+            AflInput::SharedMemory(p) => {
+                // SAFETY: the segment holds a u32 length then MAX_FILE bytes;
+                // the length is clamped to that capacity.
+                unsafe {
+                    let len = (p.cast::<u32>().read_unaligned() as usize).min(afl::MAX_FILE);
+                    buf.extend_from_slice(core::slice::from_raw_parts(
+                        p.add(afl::SHMEM_FUZZ_HDR_SIZE),
+                        len,
+                    ));
+                }
+                true
+            }
+            AflInput::File(path) => match std::fs::read(path) {
+                Ok(data) => {
+                    *buf = data;
+                    true
+                }
+                Err(_) => false,
+            },
+            AflInput::Stdin => {
+                use std::io::Read;
+                // SAFETY: rewinding fd 0; harmless if it is not seekable.
+                unsafe { libc::lseek(0, 0, libc::SEEK_SET) };
+                std::io::stdin().lock().read_to_end(buf).is_ok()
+            }
+        }
+    }
+}
+
+/// AFL++ forkserver. Returns only in a forked child, which then runs test
+/// cases as `afl-fuzz` expects and exits.
+pub fn serve_afl(harness: fn(&[u8])) -> ! {
+    let needed = sancov::map_size();
+    let mut error = 0;
+    match shm::attach_env(protocol::SHM_ENV_VAR) {
+        Some(Some(seg)) if seg.size >= needed => {
+            // SAFETY: the segment is attached for the life of the process and
+            // is at least `needed` bytes long.
+            unsafe { sancov::install_map(seg.ptr, seg.size) };
+        }
+        // Too small: keep counting into the private map and tell the fuzzer
+        // our size in the handshake; AFL++ then re-creates a larger segment.
+        Some(Some(_)) => {}
+        Some(None) => error = afl::ERROR_SHMAT,
+        None => {}
+    }
+    if error != 0 {
+        write_u32(STATUS_FD, afl::ERROR | error);
+        exit_now(1);
+    }
+    let shm_input = match shm::attach_env(protocol::SHM_FUZZ_ENV_VAR) {
+        Some(Some(seg)) => Some(seg.ptr as *const u8),
+        Some(None) => {
+            write_u32(STATUS_FD, afl::ERROR | afl::ERROR_SHM_OPEN);
+            exit_now(1);
+        }
+        None => None,
+    };
+    let persistent = std::env::var_os(protocol::PERSIST_ENV_VAR).is_some();
+
+    if !write_u32(STATUS_FD, afl::HELLO) {
+        exit_now(1);
+    }
+    let Some(reply) = read_u32(CONTROL_FD) else {
+        exit_now(1)
+    };
+    // A fuzzer that predates the 4.20 handshake sends no reply: the word we
+    // just read is its first "run" command, and test cases come from a file.
+    let new_protocol = reply == afl::HELLO_REPLY;
+    let mut pending_command = (!new_protocol).then_some(reply);
+    let use_shm_input = new_protocol && shm_input.is_some();
+    if new_protocol {
+        let mut options = afl::OPT_MAPSIZE;
+        if use_shm_input {
+            options |= afl::OPT_SHDMEM_FUZZ;
+        }
+        let ok = write_u32(STATUS_FD, options)
+            && write_u32(STATUS_FD, needed as u32)
+            && write_u32(STATUS_FD, afl::HELLO);
+        if !ok {
+            exit_now(1);
+        }
+    }
+
+    let mut child: libc::pid_t = 0;
+    let mut child_stopped = false;
+    loop {
+        let was_killed = match pending_command.take() {
+            Some(c) => c,
+            None => match read_u32(CONTROL_FD) {
+                Some(c) => c,
+                None => {
+                    // The fuzzer is gone: a stopped persistent child would
+                    // otherwise outlive it.
+                    kill_and_reap(child);
+                    exit_now(0);
+                }
+            },
+        };
+        if child_stopped && was_killed != 0 {
+            // afl-fuzz killed the stopped child after a timeout race.
+            waitpid(child, 0);
+            child_stopped = false;
+        }
+        if child_stopped {
+            // SAFETY: resuming our own stopped child.
+            unsafe { libc::kill(child, libc::SIGCONT) };
+        } else {
+            child = fork();
+            if child < 0 {
+                exit_now(1);
+            }
+            if child == 0 {
+                // SAFETY: the child must not talk on the forkserver pipes.
+                unsafe {
+                    libc::close(CONTROL_FD);
+                    libc::close(STATUS_FD);
+                }
+                let input = if use_shm_input {
+                    AflInput::SharedMemory(shm_input.expect("checked above"))
+                } else {
+                    match std::env::args_os().nth(1) {
+                        Some(path) => AflInput::File(path),
+                        None => AflInput::Stdin,
+                    }
+                };
+                afl_child(harness, input, persistent);
+            }
+        }
+        if !write_u32(STATUS_FD, child as u32) {
+            kill_and_reap(child);
+            exit_now(1);
+        }
+        let options = if persistent { libc::WUNTRACED } else { 0 };
+        let Some(status) = waitpid(child, options) else {
+            exit_now(1)
+        };
+        child_stopped = libc::WIFSTOPPED(status);
+        if !write_u32(STATUS_FD, status as u32) {
+            kill_and_reap(child);
+            exit_now(1);
+        }
+    }
+}
+
+fn afl_child(harness: fn(&[u8]), input: AflInput, persistent: bool) -> ! {
+    let mut buf = Vec::new();
+    let iterations = if persistent {
+        AFL_PERSISTENT_ITERATIONS
+    } else {
+        1
+    };
+    for i in 0..iterations {
+        if i > 0 {
+            // Tell the forkserver this run is done; afl-fuzz clears the map
+            // and sends SIGCONT for the next one.
+            // SAFETY: raising a signal at ourselves.
+            unsafe { libc::raise(libc::SIGSTOP) };
+        } else {
+            sancov::clear_map();
+        }
+        // SAFETY: index 0 is reserved in every map (see map_size_for_guards).
+        unsafe { *sancov::map_ptr() = 1 };
+        if input.read(&mut buf) {
+            crate::run_harness(harness, &buf);
+        }
+    }
+    std::process::exit(0)
+}
+
+/// Direct forkserver for the `cargo rfuzz` engine.
+pub fn serve_direct(harness: fn(&[u8])) -> ! {
+    let map_size = sancov::map_size() as u32;
+    let mut hello = [0u8; 16];
+    for (i, w) in [
+        direct::HELLO,
+        direct::VERSION,
+        map_size,
+        direct::HELLO_FLAG_CMP,
+    ]
+    .iter()
+    .enumerate()
+    {
+        hello[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+    }
+    if !write_all(STATUS_FD, &hello) {
+        exit_now(1);
+    }
+    let Some(shm_id) = read_u32(CONTROL_FD) else {
+        exit_now(1)
+    };
+    let Some(seg) = shm::attach(shm_id as i32) else {
+        write_pair(STATUS_FD, direct::MSG_ERROR, direct::ERR_SHMAT);
+        exit_now(1);
+    };
+    // SAFETY: the segment starts with a Header written by the fuzzer and is at
+    // least HEADER_SIZE bytes (checked before use).
+    let header: &'static direct::Header = unsafe {
+        if seg.size < direct::HEADER_SIZE {
+            write_pair(STATUS_FD, direct::MSG_ERROR, direct::ERR_LAYOUT);
+            exit_now(1);
+        }
+        &*(seg.ptr as *const direct::Header)
+    };
+    let layout = direct::Layout::from_header(header);
+    let valid = header.magic.load(Relaxed) == direct::SHM_MAGIC
+        && header.version.load(Relaxed) == direct::VERSION
+        && layout.is_valid(seg.size)
+        && layout.map_size >= map_size as usize;
+    if !valid {
+        write_pair(STATUS_FD, direct::MSG_ERROR, direct::ERR_LAYOUT);
+        exit_now(1);
+    }
+    // SAFETY: the layout was validated against the segment size above.
+    unsafe { sancov::install_map(seg.ptr.add(layout.map_off), layout.map_size) };
+    crate::set_direct_header(header);
+    if !write_pair(STATUS_FD, direct::MSG_READY, 0) {
+        exit_now(1);
+    }
+
+    loop {
+        match read_u32(CONTROL_FD) {
+            Some(direct::CMD_FORK) => {}
+            // Unknown command or the fuzzer is gone.
+            _ => exit_now(0),
+        }
+        let child = fork();
+        if child < 0 {
+            exit_now(1);
+        }
+        if child == 0 {
+            direct_child(harness, header, seg.ptr, layout);
+        }
+        if !write_pair(STATUS_FD, direct::MSG_PID, child as u32) {
+            kill_and_reap(child);
+            exit_now(1);
+        }
+        let Some(status) = waitpid(child, 0) else {
+            exit_now(1)
+        };
+        if !write_pair(STATUS_FD, direct::MSG_DIED, status as u32) {
+            exit_now(1);
+        }
+    }
+}
+
+/// AFL hit-count buckets for one byte.
+const fn bucket(count: u8) -> u8 {
+    match count {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 => 4,
+        4..=7 => 8,
+        8..=15 => 16,
+        16..=31 => 32,
+        32..=127 => 64,
+        128..=255 => 128,
+    }
+}
+
+static BUCKETS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = bucket(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// Whether the bucketed map has a bit that is still set in the virgin map.
+fn has_new_bits(map: &[u64], virgin: &[u64]) -> bool {
+    for (&m, &v) in map.iter().zip(virgin) {
+        if m != 0 {
+            let mut bucketed = 0u64;
+            for (i, b) in m.to_le_bytes().iter().enumerate() {
+                bucketed |= (BUCKETS[*b as usize] as u64) << (i * 8);
+            }
+            if bucketed & v != 0 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn direct_child(
+    harness: fn(&[u8]),
+    header: &direct::Header,
+    base: *mut u8,
+    layout: direct::Layout,
+) -> ! {
+    let words = layout.map_size / 8;
+    // SAFETY: the layout was validated against the segment, areas are 8-byte
+    // aligned, and the segment stays attached for the life of the process.
+    let (map, virgin, table, data) = unsafe {
+        (
+            core::slice::from_raw_parts(base.add(layout.map_off) as *const u64, words),
+            core::slice::from_raw_parts(base.add(layout.virgin_off) as *const u64, words),
+            core::slice::from_raw_parts(
+                base.add(layout.table_off) as *const direct::Entry,
+                layout.table_cap,
+            ),
+            base.add(layout.data_off) as *const u8,
+        )
+    };
+    let cmp_log = (layout.cmp_size >= protocol::cmplog::HEADER_SIZE)
+        // SAFETY: the compare log area lies inside the validated segment.
+        .then(|| unsafe { base.add(layout.cmp_off) as *mut protocol::cmplog::LogHeader });
+    loop {
+        match read_u32(CONTROL_FD) {
+            Some(direct::CMD_RUN) => {}
+            Some(direct::CMD_EXIT) | None => std::process::exit(0),
+            Some(_) => std::process::exit(0),
+        }
+        let start = header.batch_start.load(Relaxed) as usize;
+        let count = (header.batch_count.load(Relaxed) as usize).min(layout.table_cap);
+        let flags = header.flags.load(Relaxed);
+        let log = if flags & direct::RUN_CMPLOG != 0 {
+            cmp_log
+        } else {
+            None
+        };
+        if let Some(log) = log {
+            // SAFETY: `log` points into the validated compare log area.
+            unsafe {
+                (*log).count.store(0, Relaxed);
+                let cap = (layout.cmp_size - protocol::cmplog::HEADER_SIZE)
+                    / size_of::<protocol::cmplog::Record>();
+                (*log).capacity.store(cap as u32, Relaxed);
+            }
+        }
+        // SAFETY: the log area stays mapped; it is switched off after the batch.
+        unsafe { sancov::cmp::set_log(log) };
+        let mut stop = count;
+        for (i, entry) in table.iter().enumerate().take(count).skip(start) {
+            header.cur_index.store(i as u32, Relaxed);
+            header.exec_seq.fetch_add(1, Relaxed);
+            let off = entry.offset.load(Relaxed) as usize;
+            let len = entry.len.load(Relaxed) as usize;
+            if off.checked_add(len).is_none_or(|end| end > layout.data_cap) {
+                continue;
+            }
+            sancov::clear_map();
+            // SAFETY: the entry lies inside the data area (checked above).
+            let input = unsafe { core::slice::from_raw_parts(data.add(off), len) };
+            crate::run_harness(harness, input);
+            if flags & direct::RUN_STOP_ON_NEW != 0 && has_new_bits(map, virgin) {
+                stop = i;
+                break;
+            }
+        }
+        // SAFETY: turning logging off.
+        unsafe { sancov::cmp::set_log(None) };
+        if !write_pair(STATUS_FD, direct::MSG_DONE, stop as u32) {
+            std::process::exit(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_match_afl() {
+        assert_eq!(bucket(3), 4);
+        assert_eq!(bucket(7), 8);
+        assert_eq!(bucket(200), 128);
+    }
+
+    #[test]
+    fn new_bits_respect_buckets() {
+        let virgin = [!0u64 ^ 0x01]; // bucket 1 of edge 0 already seen
+        assert!(!has_new_bits(&[1], &virgin));
+        assert!(has_new_bits(&[2], &virgin));
+        assert!(has_new_bits(&[1 << 8], &virgin));
+        assert!(!has_new_bits(&[0], &virgin));
+    }
+}

@@ -1,0 +1,430 @@
+//! The wire protocol between a fuzzer and a target built with this runtime.
+//!
+//! This module is the single written-down contract between the `cargo rfuzz`
+//! engine and the runtime inside a fuzz target. It is compiled with and without
+//! the `runtime` feature, so the fuzzer depends on exactly the same constants and
+//! layouts that the target uses.
+//!
+//! Two protocols share the forkserver file descriptors:
+//!
+//! * **AFL++** (module [`afl`]): the AFL++ 4.20+ handshake (version 1). Any
+//!   AFL++-compatible fuzzer (`afl-fuzz`, `afl-showmap`, LibAFL's forkserver)
+//!   drives a target through it: fork per execution, or persistent mode where
+//!   the child stops itself with `SIGSTOP` after each input and the forkserver
+//!   relays its status.
+//! * **direct** (module [`direct`]): our private fast path, chosen when the
+//!   fuzzer sets [`direct::ENV_VAR`]. The persistent child talks to the fuzzer
+//!   itself over the same pipes, the forkserver only forks and reports deaths,
+//!   and one request can carry a whole batch of inputs that the child runs
+//!   back to back, stopping early at the first one with new coverage.
+
+/// File descriptor the target reads commands from (fuzzer → target).
+pub const CONTROL_FD: i32 = 198;
+/// File descriptor the target writes status words to (target → fuzzer).
+pub const STATUS_FD: i32 = 199;
+
+/// Environment variable with the SysV shared-memory id of the coverage map
+/// (AFL++ protocol; the direct protocol passes its segment id over the pipe).
+pub const SHM_ENV_VAR: &str = "__AFL_SHM_ID";
+/// Environment variable with the SysV shared-memory id of the test-case buffer.
+pub const SHM_FUZZ_ENV_VAR: &str = "__AFL_SHM_FUZZ_ID";
+/// Set to `1` by AFL++ when it found [`PERSIST_SIG`] in the binary.
+pub const PERSIST_ENV_VAR: &str = "__AFL_PERSISTENT";
+/// AFL++ looks for this NUL-terminated string in a binary to enable persistent mode.
+pub const PERSIST_SIG: &[u8] = b"##SIG_AFL_PERSISTENT##\0";
+/// AFL++ refuses binaries that do not contain this NUL-terminated string.
+pub const SHM_ENV_VAR_SIG: &[u8] = b"__AFL_SHM_ID\0";
+/// Printed by `AFL_DUMP_MAP_SIZE=1 ./target` (AFL++ convention) and
+/// `RFUZZ_INFO=1 ./target` (ours) so tools can size their maps without a handshake.
+pub const DUMP_MAP_SIZE_ENV_VAR: &str = "AFL_DUMP_MAP_SIZE";
+/// `RFUZZ_INFO=1 ./target` prints the runtime version, guard count and map size.
+pub const INFO_ENV_VAR: &str = "RFUZZ_INFO";
+
+/// Coverage map size for a number of guards: index 0 is reserved (AFL++ sets
+/// it on every run so a map is never empty), guard ids start at 1, and the size
+/// is rounded up to a multiple of 64 so maps can be scanned a `u64` at a time
+/// without a tail.
+pub const fn map_size_for_guards(guards: u32) -> u32 {
+    let needed = guards + 1;
+    needed.div_ceil(64) * 64
+}
+
+/// Constants of the AFL++ 4.20+ forkserver protocol.
+pub mod afl {
+    /// `"AFL\0"`: prefix of the version word.
+    pub const FS_VERSION: u32 = 0x4146_4c00;
+    /// Highest handshake version spoken here.
+    pub const FS_NEW_VERSION_MAX: u32 = 1;
+    /// First word the target writes: `FS_VERSION + version`.
+    pub const HELLO: u32 = FS_VERSION + FS_NEW_VERSION_MAX;
+    /// The fuzzer's reply proving it speaks the new protocol.
+    pub const HELLO_REPLY: u32 = HELLO ^ 0xffff_ffff;
+    /// Option: the target sends its map size (one `u32`).
+    pub const OPT_MAPSIZE: u32 = 0x0000_0001;
+    /// Option: test cases come through shared memory (no data).
+    pub const OPT_SHDMEM_FUZZ: u32 = 0x0000_0002;
+    /// Option: the target sends an auto-dictionary (`u32` length, then bytes).
+    pub const OPT_AUTODICT: u32 = 0x0000_0800;
+    /// Error words are `ERROR | code`.
+    pub const ERROR: u32 = 0xeffe_0000;
+    /// The shared-memory map is too small for the target.
+    pub const ERROR_MAP_SIZE: u32 = 1;
+    /// `shmat` of the coverage map failed.
+    pub const ERROR_SHMAT: u32 = 8;
+    /// The test-case shared memory could not be attached.
+    pub const ERROR_SHM_OPEN: u32 = 4;
+    /// Largest test case AFL++ puts in shared memory.
+    pub const MAX_FILE: usize = 1 << 20;
+    /// Bytes before the data in the test-case segment: a native-endian `u32` length.
+    pub const SHMEM_FUZZ_HDR_SIZE: usize = 4;
+}
+
+/// Our private protocol: persistent child answering the fuzzer directly, with
+/// batches of inputs in one shared-memory segment.
+///
+/// ```text
+/// fuzzer                         forkserver (target main)          child
+///   spawn, env RFUZZ_DIRECT=1 ──►
+///                           ◄── Hello { HELLO, VERSION, map_size, flags }
+///   create segment, fill Header
+///   [shm_id] ─────────────────►  attach, check Header
+///                           ◄── [MSG_READY, 0]
+///   [CMD_FORK] ───────────────►  fork ───────────────────────────► (loops)
+///                           ◄── [MSG_PID, pid]
+///   fill batch, [CMD_RUN] ──────────────────────────────────────►  run inputs
+///                           ◄──────────────────────────────────── [MSG_DONE, stop index]
+///   ... on a crash or a kill: forkserver's waitpid returns ...
+///                           ◄── [MSG_DIED, wait status]
+/// ```
+///
+/// Commands are one `u32`; replies are two (`[tag, value]`, 8 bytes, one
+/// atomic pipe write). The forkserver reads commands only while it has no live
+/// child and the child only while it is alive, so both share the pipes without
+/// interleaving. The child records the index of the input it is running in
+/// [`Header::cur_index`] before each run, so after a crash or a timeout the
+/// fuzzer knows which input of the batch was responsible.
+pub mod direct {
+    use core::sync::atomic::{AtomicU32, AtomicU64};
+
+    /// Set to [`VERSION`] (as decimal) by the engine to select this protocol.
+    pub const ENV_VAR: &str = "RFUZZ_DIRECT";
+    /// Protocol version.
+    pub const VERSION: u32 = 1;
+    /// `"RFZ"` + 1: the first word the target writes.
+    pub const HELLO: u32 = 0x5246_5a01;
+    /// Magic the fuzzer stores in [`Header::magic`].
+    pub const SHM_MAGIC: u32 = 0x5246_5a53;
+
+    /// Hello flag: the binary was built with compare tracing.
+    pub const HELLO_FLAG_CMP: u32 = 1;
+
+    /// Command to the forkserver: fork a child. Reply `[MSG_PID, pid]`.
+    pub const CMD_FORK: u32 = 1;
+    /// Command to the child: run inputs `batch_start..batch_count` of the
+    /// table. Reply `[MSG_DONE, index]`: the index where it stopped, equal to
+    /// `batch_count` when it ran them all.
+    pub const CMD_RUN: u32 = 2;
+    /// Command to the child: exit cleanly (the forkserver then reports
+    /// `[MSG_DIED, status]` with a normal exit status).
+    pub const CMD_EXIT: u32 = 3;
+
+    /// Reply: the segment is attached, the forkserver waits for commands.
+    pub const MSG_READY: u32 = 0x5200_0001;
+    /// Reply: the pid of a new child.
+    pub const MSG_PID: u32 = 0x5200_0002;
+    /// Reply: a run command finished; value is the stop index.
+    pub const MSG_DONE: u32 = 0x5200_0003;
+    /// Reply from the forkserver: the child is gone; value is its wait status.
+    pub const MSG_DIED: u32 = 0x5200_0004;
+    /// Reply: an error during the handshake; value is one of `ERR_*`.
+    pub const MSG_ERROR: u32 = 0x5200_00ee;
+
+    /// Handshake error: `shmat` failed.
+    pub const ERR_SHMAT: u32 = 1;
+    /// Handshake error: the header's magic, version or layout is wrong.
+    pub const ERR_LAYOUT: u32 = 2;
+
+    /// [`Header::flags`]: stop the batch after the first input whose coverage
+    /// has bits that are still set in the virgin map.
+    pub const RUN_STOP_ON_NEW: u32 = 1;
+    /// [`Header::flags`]: record compare operands into the compare log.
+    pub const RUN_CMPLOG: u32 = 2;
+
+    /// [`Header::exit_reason`]: nothing recorded.
+    pub const EXIT_NONE: u32 = 0;
+    /// [`Header::exit_reason`]: a Rust panic (the hook aborts after setting it).
+    pub const EXIT_PANIC: u32 = 1;
+    /// [`Header::exit_reason`]: an allocation failed or exceeded the limit.
+    pub const EXIT_OOM: u32 = 2;
+    /// [`Header::exit_reason`]: the stack overflowed.
+    pub const EXIT_STACK_OVERFLOW: u32 = 3;
+
+    /// One input of a batch: where its bytes are in the data area.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct Entry {
+        /// Offset from the start of the data area.
+        pub offset: AtomicU32,
+        /// Length in bytes.
+        pub len: AtomicU32,
+    }
+
+    /// Control block at offset 0 of the shared segment.
+    ///
+    /// Every field is an atomic: the segment is shared between processes, and
+    /// each field has one writer at a time (the fuzzer before a command, the
+    /// child while it runs), ordered by the pipe messages between them.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct Header {
+        /// [`SHM_MAGIC`], written by the fuzzer.
+        pub magic: AtomicU32,
+        /// [`VERSION`].
+        pub version: AtomicU32,
+        /// Total segment size in bytes.
+        pub total_size: AtomicU32,
+        /// Offset of the coverage map.
+        pub map_off: AtomicU32,
+        /// Coverage map size (from the hello message).
+        pub map_size: AtomicU32,
+        /// Offset of the virgin map (the fuzzer's; the child only reads it).
+        pub virgin_off: AtomicU32,
+        /// Offset of the batch table (`[Entry; table_cap]`).
+        pub table_off: AtomicU32,
+        /// Capacity of the batch table.
+        pub table_cap: AtomicU32,
+        /// Offset of the data area.
+        pub data_off: AtomicU32,
+        /// Capacity of the data area in bytes.
+        pub data_cap: AtomicU32,
+        /// Offset of the compare log.
+        pub cmp_off: AtomicU32,
+        /// Size of the compare log in bytes.
+        pub cmp_size: AtomicU32,
+        /// First table index to run (fuzzer → child).
+        pub batch_start: AtomicU32,
+        /// One past the last table index to run (fuzzer → child).
+        pub batch_count: AtomicU32,
+        /// `RUN_*` flags for this command (fuzzer → child).
+        pub flags: AtomicU32,
+        /// Index of the input being run (child → fuzzer).
+        pub cur_index: AtomicU32,
+        /// `EXIT_*`: why the child is about to die (child → fuzzer).
+        pub exit_reason: AtomicU32,
+        /// Reserved; keeps `exec_seq` 8-byte aligned.
+        pub reserved: AtomicU32,
+        /// Incremented at the start of every input (child → fuzzer), so a
+        /// watchdog can tell a slow batch from a hung input.
+        pub exec_seq: AtomicU64,
+    }
+
+    /// Size reserved for the header: one page, so the areas after it are aligned.
+    pub const HEADER_SIZE: usize = 4096;
+
+    /// Where each area of the segment lives.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Layout {
+        /// Coverage map offset.
+        pub map_off: usize,
+        /// Coverage map size.
+        pub map_size: usize,
+        /// Virgin map offset.
+        pub virgin_off: usize,
+        /// Batch table offset.
+        pub table_off: usize,
+        /// Batch table capacity (entries).
+        pub table_cap: usize,
+        /// Data area offset.
+        pub data_off: usize,
+        /// Data area capacity.
+        pub data_cap: usize,
+        /// Compare log offset.
+        pub cmp_off: usize,
+        /// Compare log size.
+        pub cmp_size: usize,
+        /// Total size.
+        pub total_size: usize,
+    }
+
+    const fn align_up(x: usize, to: usize) -> usize {
+        x.div_ceil(to) * to
+    }
+
+    impl Layout {
+        /// Lays out a segment: header, map, virgin map, table, data, compare log,
+        /// each area page-aligned.
+        pub const fn new(
+            map_size: usize,
+            table_cap: usize,
+            data_cap: usize,
+            cmp_size: usize,
+        ) -> Layout {
+            let page = 4096;
+            let map_off = HEADER_SIZE;
+            let virgin_off = align_up(map_off + map_size, page);
+            let table_off = align_up(virgin_off + map_size, page);
+            let data_off = align_up(table_off + table_cap * core::mem::size_of::<Entry>(), page);
+            let cmp_off = align_up(data_off + data_cap, page);
+            let total_size = align_up(cmp_off + cmp_size, page);
+            Layout {
+                map_off,
+                map_size,
+                virgin_off,
+                table_off,
+                table_cap,
+                data_off,
+                data_cap,
+                cmp_off,
+                cmp_size,
+                total_size,
+            }
+        }
+
+        /// Reads the layout a fuzzer stored in a header.
+        pub fn from_header(h: &Header) -> Layout {
+            use core::sync::atomic::Ordering::Relaxed;
+            Layout {
+                map_off: h.map_off.load(Relaxed) as usize,
+                map_size: h.map_size.load(Relaxed) as usize,
+                virgin_off: h.virgin_off.load(Relaxed) as usize,
+                table_off: h.table_off.load(Relaxed) as usize,
+                table_cap: h.table_cap.load(Relaxed) as usize,
+                data_off: h.data_off.load(Relaxed) as usize,
+                data_cap: h.data_cap.load(Relaxed) as usize,
+                cmp_off: h.cmp_off.load(Relaxed) as usize,
+                cmp_size: h.cmp_size.load(Relaxed) as usize,
+                total_size: h.total_size.load(Relaxed) as usize,
+            }
+        }
+
+        /// Stores this layout in a header.
+        pub fn store(&self, h: &Header) {
+            use core::sync::atomic::Ordering::Relaxed;
+            h.magic.store(SHM_MAGIC, Relaxed);
+            h.version.store(VERSION, Relaxed);
+            h.total_size.store(self.total_size as u32, Relaxed);
+            h.map_off.store(self.map_off as u32, Relaxed);
+            h.map_size.store(self.map_size as u32, Relaxed);
+            h.virgin_off.store(self.virgin_off as u32, Relaxed);
+            h.table_off.store(self.table_off as u32, Relaxed);
+            h.table_cap.store(self.table_cap as u32, Relaxed);
+            h.data_off.store(self.data_off as u32, Relaxed);
+            h.data_cap.store(self.data_cap as u32, Relaxed);
+            h.cmp_off.store(self.cmp_off as u32, Relaxed);
+            h.cmp_size.store(self.cmp_size as u32, Relaxed);
+        }
+
+        /// Checks that every area lies inside the segment and does not overlap
+        /// the header, so a child can trust the offsets it was given.
+        pub fn is_valid(&self, segment_size: usize) -> bool {
+            let end = |off: usize, len: usize| off.checked_add(len);
+            let areas = [
+                (self.map_off, self.map_size),
+                (self.virgin_off, self.map_size),
+                (
+                    self.table_off,
+                    self.table_cap.saturating_mul(core::mem::size_of::<Entry>()),
+                ),
+                (self.data_off, self.data_cap),
+                (self.cmp_off, self.cmp_size),
+            ];
+            self.total_size <= segment_size
+                && areas.iter().all(|&(off, len)| {
+                    off >= HEADER_SIZE
+                        && off % 8 == 0
+                        && matches!(end(off, len), Some(e) if e <= self.total_size)
+                })
+        }
+    }
+}
+
+/// Compare log: operands of the compares the target executed, recorded only
+/// when the fuzzer asks for it ([`direct::RUN_CMPLOG`]).
+///
+/// The log is a header followed by fixed-size records. Integer compares store
+/// both operands widened to `u64`; byte-string compares store up to
+/// [`cmplog::BYTES_MAX`] bytes of each side.
+pub mod cmplog {
+    use core::sync::atomic::AtomicU32;
+
+    /// Record kind: integer compare (`size` = 1, 2, 4 or 8 bytes).
+    pub const KIND_INT: u8 = 1;
+    /// Record kind: a case of a `switch` (operand vs. one case constant).
+    pub const KIND_SWITCH: u8 = 2;
+    /// Record kind: byte strings (memcmp, bcmp, slice equality).
+    pub const KIND_BYTES: u8 = 3;
+    /// Bytes of each side kept for byte-string compares.
+    pub const BYTES_MAX: usize = 32;
+
+    /// Header of the compare log area.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct LogHeader {
+        /// Number of records written (may exceed capacity; extra ones are dropped).
+        pub count: AtomicU32,
+        /// Capacity in records.
+        pub capacity: AtomicU32,
+    }
+
+    /// One compare.
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Record {
+        /// `KIND_*`.
+        pub kind: u8,
+        /// Operand size in bytes (for byte strings: bytes stored, up to `BYTES_MAX`).
+        pub size: u8,
+        /// 1 when one operand is a compile-time constant.
+        pub is_const: u8,
+        /// Reserved.
+        pub reserved: u8,
+        /// Identifier of the compare site (hash of its return address).
+        pub site: u32,
+        /// First operand (integers), or first `BYTES_MAX` bytes packed (strings).
+        pub a: [u8; BYTES_MAX],
+        /// Second operand.
+        pub b: [u8; BYTES_MAX],
+    }
+
+    /// Size of the log header area (keeps records 8-byte aligned).
+    pub const HEADER_SIZE: usize = 64;
+
+    /// Size in bytes of a log holding `records` records.
+    pub const fn log_size(records: usize) -> usize {
+        HEADER_SIZE + records * core::mem::size_of::<Record>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_size_reserves_index_zero_and_rounds_to_words() {
+        assert_eq!(map_size_for_guards(0), 64);
+        assert_eq!(map_size_for_guards(63), 64);
+        assert_eq!(map_size_for_guards(64), 128);
+        assert_eq!(map_size_for_guards(19), 64);
+    }
+
+    #[test]
+    fn afl_handshake_words_match_afl_plus_plus() {
+        assert_eq!(afl::HELLO, 0x4146_4c01);
+        assert_eq!(afl::HELLO_REPLY, 0xbeb9_b3fe);
+    }
+
+    #[test]
+    fn layout_areas_are_inside_and_aligned() {
+        let l = direct::Layout::new(1000, 16, 1 << 20, cmplog::log_size(8));
+        assert!(l.is_valid(l.total_size));
+        assert!(!l.is_valid(l.total_size - 1));
+        assert_eq!(l.map_off % 4096, 0);
+        assert!(l.virgin_off >= l.map_off + 1000);
+        let mut bad = l;
+        bad.data_off = 8;
+        assert!(!bad.is_valid(l.total_size));
+        let mut overflow = l;
+        overflow.cmp_size = usize::MAX;
+        assert!(!overflow.is_valid(usize::MAX));
+    }
+}
