@@ -1,1 +1,120 @@
-//! placeholder
+//! Helpers for cargo-rfuzz's end-to-end tests: where the binaries are, the
+//! fixture crates, a scratch directory type, and a minimal AFL++-protocol
+//! driver that talks to a built target the way `afl-fuzz` does, independent
+//! of our engine.
+
+pub mod afl_driver;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Root of the repository.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The `cargo-rfuzz` binary built by this `cargo test` run (it sits beside
+/// the `deps/` directory of the test executable), or `CARGO_RFUZZ_BIN`.
+pub fn cargo_rfuzz_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CARGO_RFUZZ_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("test exe in target/<profile>/deps");
+    let bin = profile_dir.join("cargo-rfuzz");
+    assert!(bin.is_file(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
+    bin
+}
+
+/// A `cargo rfuzz` command (the binary invoked the way cargo does).
+pub fn rfuzz_cmd() -> Command {
+    let mut c = Command::new(cargo_rfuzz_bin());
+    c.arg("rfuzz");
+    c
+}
+
+/// Runs a command and returns its output, with stderr echoed for debugging
+/// when the test fails.
+pub fn output(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
+    eprintln!(
+        "$ {cmd:?}\n--- status: {}\n--- stdout:\n{}\n--- stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Directory of the `planted` fixture crate.
+pub fn planted_dir() -> PathBuf {
+    repo_root().join("tests").join("fixtures").join("planted")
+}
+
+/// Builds all targets of the `planted` fixture once per test process and
+/// returns the binary of `target`.
+pub fn planted_binary(target: &str) -> PathBuf {
+    static BUILT: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    let all = BUILT.get_or_init(|| {
+        let out = output(rfuzz_cmd().arg("build").current_dir(planted_dir().join("fuzz")));
+        assert!(out.status.success(), "building the planted fixture failed");
+        String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect()
+    });
+    all.iter()
+        .find(|p| p.file_name().is_some_and(|n| n == target))
+        .unwrap_or_else(|| panic!("fixture target {target} not built"))
+        .clone()
+}
+
+/// A scratch directory removed at the end of the test.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A new empty directory.
+    pub fn new() -> Scratch {
+        Scratch { dir: tempfile::Builder::new().prefix("rfuzz-test-").tempdir().expect("tempdir") }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `text` to `rel` (creating parents) and returns the full path.
+    pub fn write(&self, rel: &str, text: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Creates a library crate named `name` inside and returns its directory.
+    pub fn new_lib_crate(&self, name: &str) -> PathBuf {
+        let out = output(Command::new("cargo").args(["new", "--lib", "--vcs", "none", name]).current_dir(self.path()));
+        assert!(out.status.success(), "cargo new failed");
+        self.path().join(name)
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch::new()
+    }
+}
+
+/// The last non-empty line of a command's stdout.
+pub fn last_stdout_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string()
+}
+
+/// Number of instrumented edges a target reports (`RFUZZ_INFO=1`).
+pub fn guard_count(binary: &Path) -> u32 {
+    let out = output(Command::new(binary).env("RFUZZ_INFO", "1"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("guards: ").map(|n| n.trim().parse().unwrap()))
+        .expect("guards line")
+}
