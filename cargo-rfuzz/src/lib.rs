@@ -4,5 +4,6 @@
 //! shipped runtime source ([`runtime_src`]) and exit codes ([`exit`]).
 
 pub mod cli;
+pub mod engine;
 pub mod exit;
 pub mod runtime_src;

@@ -34,6 +34,18 @@ fn fork() -> libc::pid_t {
     unsafe { libc::fork() }
 }
 
+/// In a freshly forked child: die with the forkserver, so a persistent child
+/// (possibly stopped) never outlives it.
+fn die_with_parent(parent: libc::pid_t) {
+    // SAFETY: prctl/getppid/_exit are plain syscalls.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(0);
+        }
+    }
+}
+
 fn waitpid(pid: libc::pid_t, options: c_int) -> Option<c_int> {
     let mut status: c_int = 0;
     loop {
@@ -147,6 +159,8 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
         }
     }
 
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
     let mut child: libc::pid_t = 0;
     let mut child_stopped = false;
     loop {
@@ -176,6 +190,7 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
                 exit_now(1);
             }
             if child == 0 {
+                die_with_parent(me);
                 // SAFETY: the child must not talk on the forkserver pipes.
                 unsafe {
                     libc::close(CONTROL_FD);
@@ -282,6 +297,20 @@ pub fn serve_direct(harness: fn(&[u8])) -> ! {
     if !write_pair(STATUS_FD, direct::MSG_READY, 0) {
         exit_now(1);
     }
+    if std::env::var_os(direct::SILENCE_ENV_VAR).is_some() {
+        // The fuzzer read start-up errors from our stderr; from here on the
+        // target's output would only slow fuzzing down.
+        // SAFETY: replacing fd 2 with /dev/null via open/dup2/close.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            if null >= 0 {
+                libc::dup2(null, 2);
+                libc::close(null);
+            }
+        }
+    }
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
 
     loop {
         match read_u32(CONTROL_FD) {
@@ -294,6 +323,7 @@ pub fn serve_direct(harness: fn(&[u8])) -> ! {
             exit_now(1);
         }
         if child == 0 {
+            die_with_parent(me);
             direct_child(harness, header, seg.ptr, layout);
         }
         if !write_pair(STATUS_FD, direct::MSG_PID, child as u32) {

@@ -121,6 +121,7 @@ pub mod __private {
         // Keep the signatures AFL++ looks for in the binary.
         core::hint::black_box(protocol::PERSIST_SIG.as_ptr());
         core::hint::black_box(protocol::SHM_ENV_VAR_SIG.as_ptr());
+        core::hint::black_box(protocol::direct::BINARY_SIG.as_ptr());
 
         if std::env::var_os(protocol::INFO_ENV_VAR).is_some() {
             println!("rfuzz runtime {}", env!("CARGO_PKG_VERSION"));

@@ -110,6 +110,12 @@ pub mod direct {
     pub const ENV_VAR: &str = "RFUZZ_DIRECT";
     /// Protocol version.
     pub const VERSION: u32 = 1;
+    /// When set, the forkserver points its stderr at /dev/null once the
+    /// handshake succeeded (the fuzzer reads start-up errors before that).
+    pub const SILENCE_ENV_VAR: &str = "RFUZZ_SILENCE_STDERR";
+    /// Embedded in every binary built with this runtime: the engine looks for
+    /// it to choose this protocol.
+    pub const BINARY_SIG: &[u8] = b"##SIG_RFUZZ_DIRECT_V1##\0";
     /// `"RFZ"` + 1: the first word the target writes.
     pub const HELLO: u32 = 0x5246_5a01;
     /// Magic the fuzzer stores in [`Header::magic`].

@@ -2,6 +2,7 @@
 //! [`Cli`] and calls [`run`].
 
 mod add;
+mod bench;
 mod build;
 mod init;
 mod list;
@@ -38,6 +39,9 @@ pub enum Command {
     List(list::ListArgs),
     /// Build instrumented fuzz targets; prints each binary's path on stdout.
     Build(build::BuildArgs),
+    /// Measure exec/s of each executor on a built binary.
+    #[command(hide = true)]
+    BenchExec(bench::BenchExecArgs),
 }
 
 /// Where the fuzz project is (shared by the subcommands that need one).
@@ -73,10 +77,7 @@ impl ProjectArgs {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The target cannot be fuzzed (exit code 4).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TargetError(pub String);
+pub use crate::engine::TargetError;
 
 /// Absolute form of `p` (relative to the current directory), without
 /// resolving symlinks.
@@ -92,6 +93,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Add(a) => add::run(a),
         Command::List(a) => list::run(a),
         Command::Build(a) => build::run(a),
+        Command::BenchExec(a) => bench::run(a),
     }
 }
 

@@ -1,0 +1,171 @@
+//! Executors: run inputs through a target's forkserver and say how each run
+//! ended.
+//!
+//! * [`direct::DirectExecutor`] speaks our private protocol with targets built
+//!   with the rfuzz runtime: a persistent child that runs whole batches of
+//!   inputs from shared memory and stops at the first one with new coverage.
+//! * [`afl::AflExecutor`] speaks the AFL++ 4.20+ protocol with any
+//!   AFL++-compatible binary: fork or persistent (`SIGSTOP`) mode, test cases
+//!   in shared memory when the target supports it, else a file or stdin.
+//!
+//! Both offer the same batch interface, so the fuzzing loop is one piece of
+//! code: fill a batch, run it, handle the input it stopped at.
+
+pub mod afl;
+pub mod direct;
+mod process;
+
+pub use process::TargetCommand;
+
+use anyhow::Result;
+use std::path::Path;
+use std::time::Duration;
+
+/// Why a crashing run died, beyond its signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrashCause {
+    /// A Rust panic (the runtime aborts after recording it).
+    Panic,
+    /// The stack overflowed.
+    StackOverflow,
+    /// Any other fatal signal.
+    Signal,
+}
+
+/// How one execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// Finished normally.
+    Ok,
+    /// Killed by a signal.
+    Crash {
+        /// The signal number.
+        signal: i32,
+        /// What the runtime recorded about it.
+        cause: CrashCause,
+    },
+    /// An allocation failed or exceeded the memory limit.
+    Oom,
+    /// Ran longer than the timeout and was killed.
+    Timeout,
+}
+
+impl ExitKind {
+    /// Crashes and OOMs are saved under `crashes/`.
+    pub fn is_crash(self) -> bool {
+        matches!(self, ExitKind::Crash { .. } | ExitKind::Oom)
+    }
+}
+
+/// Where a batch stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchStop {
+    /// Every input ran; none had new coverage.
+    Completed,
+    /// Input `index` has new coverage; the map holds its raw counters.
+    Interesting(usize),
+    /// Input `index` ended the run abnormally (or the process exited); the
+    /// map holds what it covered until then.
+    Ended {
+        /// Index of the input.
+        index: usize,
+        /// How it ended.
+        kind: ExitKind,
+    },
+}
+
+/// Runs inputs through a target.
+pub trait Executor {
+    /// Bytes of the coverage map the target uses.
+    fn map_size(&self) -> usize;
+    /// The coverage map of the last run.
+    fn map(&self) -> &[u8];
+    /// The coverage map and the virgin map, for classifying and updating.
+    /// (The virgin map lives with the executor: our direct protocol's child
+    /// reads it to decide which inputs are worth stopping for.)
+    fn map_and_virgin(&mut self) -> (&mut [u8], &mut [u8]);
+    /// Sets the per-input timeout.
+    fn set_timeout(&mut self, timeout: Duration);
+    /// The per-input timeout.
+    fn timeout(&self) -> Duration;
+    /// Largest input a batch entry or single run can hold.
+    fn max_input_len(&self) -> usize;
+    /// Empties the batch.
+    fn batch_clear(&mut self);
+    /// Adds an input to the batch; false when the batch is full (inputs
+    /// longer than [`Executor::max_input_len`] are truncated).
+    fn batch_push(&mut self, input: &[u8]) -> bool;
+    /// Number of inputs in the batch.
+    fn batch_len(&self) -> usize;
+    /// Input `i` of the batch.
+    fn batch_input(&self, i: usize) -> &[u8];
+    /// Runs batch inputs from `from` on; with `stop_on_new`, stops after the
+    /// first input whose coverage has bits still set in the virgin map.
+    fn run_batch(&mut self, from: usize, stop_on_new: bool) -> Result<BatchStop>;
+    /// Runs one input without touching the batch.
+    fn run_one(&mut self, input: &[u8]) -> Result<ExitKind>;
+    /// Runs one input with compare logging; returns the log's records, or
+    /// `None` if the target cannot log compares.
+    fn run_cmplog(&mut self, input: &[u8]) -> Result<Option<Vec<rfuzz::protocol::cmplog::Record>>>;
+    /// Short description for status lines ("direct persistent", ...).
+    fn describe(&self) -> String;
+}
+
+/// Which protocol a binary speaks, from the signatures its runtime embeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryKind {
+    /// Built with the rfuzz runtime: direct protocol available.
+    Rfuzz,
+    /// AFL++-instrumented (has `__AFL_SHM_ID`), persistent or not.
+    Afl {
+        /// `##SIG_AFL_PERSISTENT##` present.
+        persistent: bool,
+    },
+    /// Neither: not instrumented.
+    Plain,
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else { return true };
+    let mut i = 0;
+    while i + needle.len() <= haystack.len() {
+        match haystack[i..haystack.len() - rest.len()].iter().position(|&b| b == first) {
+            Some(p) => {
+                let at = i + p;
+                if &haystack[at + 1..at + needle.len()] == rest {
+                    return true;
+                }
+                i = at + 1;
+            }
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Inspects a binary for the runtime signatures.
+pub fn inspect_binary(path: &Path) -> Result<BinaryKind> {
+    use anyhow::Context;
+    let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+    Ok(if contains(&data, rfuzz::protocol::direct::BINARY_SIG) {
+        BinaryKind::Rfuzz
+    } else if contains(&data, rfuzz::protocol::SHM_ENV_VAR_SIG) {
+        BinaryKind::Afl { persistent: contains(&data, rfuzz::protocol::PERSIST_SIG) }
+    } else {
+        BinaryKind::Plain
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substring_search() {
+        assert!(contains(b"xx##SIG##yy", b"##SIG##"));
+        assert!(!contains(b"xx##SIG#yy", b"##SIG##"));
+        assert!(contains(b"##SIG##", b"##SIG##"));
+        assert!(!contains(b"#", b"##"));
+        assert!(contains(b"a#b##c", b"##c"));
+    }
+}

@@ -1,0 +1,241 @@
+//! Starting a target as a forkserver and talking to it over fds 198/199.
+
+use rfuzz::protocol;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to start the target: binary, arguments (`@@` is replaced by the input
+/// file's path), environment and limits.
+#[derive(Debug, Clone, Default)]
+pub struct TargetCommand {
+    /// The instrumented binary.
+    pub binary: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Extra environment variables.
+    pub env: Vec<(OsString, OsString)>,
+    /// Address-space limit of the target in MiB.
+    pub mem_limit_mb: Option<u64>,
+    /// Let the target write to our stdout/stderr (debugging).
+    pub show_output: bool,
+}
+
+impl TargetCommand {
+    /// Whether an argument is the `@@` input-file placeholder.
+    pub fn takes_file_argument(&self) -> bool {
+        self.args.iter().any(|a| a == "@@")
+    }
+}
+
+/// Outcome of a read with a deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// The buffer is full.
+    Done,
+    /// Nothing (or not enough) arrived in time.
+    TimedOut,
+    /// The other side closed the pipe.
+    Eof,
+}
+
+/// A running forkserver process.
+#[derive(Debug)]
+pub struct Forkserver {
+    child: Child,
+    ctl: File,
+    st: File,
+    stderr: Option<ChildStderr>,
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid out-array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two fresh descriptors that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Name of a signal ("SIGSEGV"), or its number.
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+/// Human description of a wait status.
+pub fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(s)) => format!("was killed by {}", signal_name(s)),
+        _ => status.to_string(),
+    }
+}
+
+impl Forkserver {
+    /// Starts `cmd` with the forkserver pipes on fds 198/199. `input_file`
+    /// replaces `@@`; `stdin` is the target's standard input.
+    pub fn spawn(
+        cmd: &TargetCommand,
+        env: &[(&str, String)],
+        input_file: Option<&Path>,
+        stdin: Stdio,
+        capture_stderr: bool,
+    ) -> io::Result<Forkserver> {
+        let (ctl_read, ctl_write) = pipe()?;
+        let (st_read, st_write) = pipe()?;
+        let mut c = Command::new(&cmd.binary);
+        for a in &cmd.args {
+            match (a.to_str(), input_file) {
+                (Some("@@"), Some(f)) => c.arg(f),
+                _ => c.arg(a),
+            };
+        }
+        c.envs(cmd.env.iter().map(|(k, v)| (k, v)));
+        c.envs(env.iter().map(|(k, v)| (k, v)));
+        c.stdin(stdin);
+        if cmd.show_output {
+            c.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        } else {
+            c.stdout(Stdio::null()).stderr(if capture_stderr { Stdio::piped() } else { Stdio::null() });
+        }
+        let ctl_fd = ctl_read.as_raw_fd();
+        let st_fd = st_write.as_raw_fd();
+        let mem = cmd.mem_limit_mb;
+        // SAFETY: between fork and exec only async-signal-safe calls are made
+        // (dup2, setrlimit, prctl), on descriptors that stay open until exec.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::dup2(ctl_fd, protocol::CONTROL_FD) < 0 || libc::dup2(st_fd, protocol::STATUS_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // Crashes are expected by the thousand: no core dumps.
+                let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                libc::setrlimit(libc::RLIMIT_CORE, &zero);
+                if let Some(mb) = mem {
+                    let bytes = mb.saturating_mul(1 << 20);
+                    let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+                    libc::setrlimit(libc::RLIMIT_AS, &lim);
+                }
+                // The forkserver dies with us, even on SIGKILL.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = c.spawn()?;
+        drop(ctl_read);
+        drop(st_write);
+        let stderr = child.stderr.take();
+        Ok(Forkserver { child, ctl: File::from(ctl_write), st: File::from(st_read), stderr })
+    }
+
+    /// Writes a native-endian `u32` command.
+    pub fn write_u32(&mut self, v: u32) -> io::Result<()> {
+        self.ctl.write_all(&v.to_ne_bytes())
+    }
+
+    /// Fills `buf` from the status pipe, waiting at most `timeout`.
+    pub fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<ReadOutcome> {
+        let deadline = Instant::now() + timeout;
+        let mut done = 0;
+        while done < buf.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut pfd = libc::pollfd { fd: self.st.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if r == 0 {
+                return Ok(ReadOutcome::TimedOut);
+            }
+            match self.st.read(&mut buf[done..]) {
+                Ok(0) => return Ok(ReadOutcome::Eof),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ReadOutcome::Done)
+    }
+
+    /// Reads a `u32`, or says why not.
+    pub fn read_u32(&mut self, timeout: Duration) -> io::Result<Result<u32, ReadOutcome>> {
+        let mut b = [0u8; 4];
+        Ok(match self.read_timeout(&mut b, timeout)? {
+            ReadOutcome::Done => Ok(u32::from_ne_bytes(b)),
+            other => Err(other),
+        })
+    }
+
+    /// After the forkserver failed during start-up: how it ended and the
+    /// tail of what it printed (when its stderr was captured).
+    pub fn startup_failure(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut status = None;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let how = match status {
+            Some(s) => describe_status(s),
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                "stopped answering".to_string()
+            }
+        };
+        let mut text = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let mut buf = Vec::new();
+            let _ = (&mut e).take(1 << 20).read_to_end(&mut buf);
+            text = String::from_utf8_lossy(&buf).into_owned();
+        }
+        let tail: Vec<&str> = text.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+        if tail.is_empty() { how } else { format!("{how}; its last output:\n  {}", tail.join("\n  ")) }
+    }
+
+    /// Drops the captured stderr (after a successful handshake the runtime
+    /// points its stderr at /dev/null).
+    pub fn release_stderr(&mut self) {
+        self.stderr = None;
+    }
+}
+
+impl Drop for Forkserver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills a child of the forkserver (the forkserver reaps it and reports it).
+pub fn kill(pid: i32) {
+    if pid > 0 {
+        // SAFETY: sending a signal to a pid the forkserver gave us; at worst
+        // it already exited and the forkserver has not reaped it yet.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Opens the input file for file and stdin delivery: a handle to rewrite it
+/// with, and a duplicate sharing its offset for the target's stdin.
+pub fn open_input_file(path: &Path) -> io::Result<(File, File)> {
+    let w = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+    let dup = w.try_clone()?;
+    Ok((w, dup))
+}
