@@ -6,4 +6,6 @@
 pub mod cli;
 pub mod engine;
 pub mod exit;
+pub mod report;
 pub mod runtime_src;
+pub mod sync;

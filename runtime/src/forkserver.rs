@@ -364,20 +364,22 @@ static BUCKETS: [u8; 256] = {
     t
 };
 
-/// Whether the bucketed map has a bit that is still set in the virgin map.
-fn has_new_bits(map: &[u64], virgin: &[u64]) -> bool {
-    for (&m, &v) in map.iter().zip(virgin) {
+/// Classifies the map on the fly (AFL hit-count buckets), returning whether
+/// a bucketed bit is still set in the virgin map and the path hash.
+fn scan(map: &[u64], virgin: &[u64]) -> (bool, u64) {
+    let mut new = false;
+    let mut hasher = protocol::PathHasher::new(map.len() * 8);
+    for (i, (&m, &v)) in map.iter().zip(virgin).enumerate() {
         if m != 0 {
             let mut bucketed = 0u64;
-            for (i, b) in m.to_le_bytes().iter().enumerate() {
-                bucketed |= (BUCKETS[*b as usize] as u64) << (i * 8);
+            for (j, b) in m.to_le_bytes().iter().enumerate() {
+                bucketed |= (BUCKETS[*b as usize] as u64) << (j * 8);
             }
-            if bucketed & v != 0 {
-                return true;
-            }
+            new |= bucketed & v != 0;
+            hasher.word(i, bucketed);
         }
     }
-    false
+    (new, hasher.finish())
 }
 
 fn direct_child(
@@ -398,6 +400,13 @@ fn direct_child(
                 layout.table_cap,
             ),
             base.add(layout.data_off) as *const u8,
+        )
+    };
+    // SAFETY: the path-count table lies inside the validated segment.
+    let paths = unsafe {
+        core::slice::from_raw_parts(
+            base.add(layout.paths_off) as *const core::sync::atomic::AtomicU32,
+            layout.paths_len,
         )
     };
     let cmp_log = (layout.cmp_size >= protocol::cmplog::HEADER_SIZE)
@@ -441,7 +450,15 @@ fn direct_child(
             // SAFETY: the entry lies inside the data area (checked above).
             let input = unsafe { core::slice::from_raw_parts(data.add(off), len) };
             crate::run_harness(harness, input);
-            if flags & direct::RUN_STOP_ON_NEW != 0 && has_new_bits(map, virgin) {
+            if flags & (direct::RUN_STOP_ON_NEW | direct::RUN_COUNT_PATHS) == 0 {
+                continue;
+            }
+            let (new, hash) = scan(map, virgin);
+            if flags & direct::RUN_COUNT_PATHS != 0 && !paths.is_empty() {
+                let slot = &paths[hash as usize & (paths.len() - 1)];
+                slot.store(slot.load(Relaxed).wrapping_add(1), Relaxed);
+            }
+            if new && flags & direct::RUN_STOP_ON_NEW != 0 {
                 stop = i;
                 break;
             }
@@ -468,9 +485,18 @@ mod tests {
     #[test]
     fn new_bits_respect_buckets() {
         let virgin = [!0u64 ^ 0x01]; // bucket 1 of edge 0 already seen
-        assert!(!has_new_bits(&[1], &virgin));
-        assert!(has_new_bits(&[2], &virgin));
-        assert!(has_new_bits(&[1 << 8], &virgin));
-        assert!(!has_new_bits(&[0], &virgin));
+        assert!(!scan(&[1], &virgin).0);
+        assert!(scan(&[2], &virgin).0);
+        assert!(scan(&[1 << 8], &virgin).0);
+        assert!(!scan(&[0], &virgin).0);
+    }
+
+    #[test]
+    fn path_hash_is_of_the_bucketed_map() {
+        let virgin = [0u64; 2];
+        assert_eq!(scan(&[3, 0], &virgin).1, scan(&[3, 0], &virgin).1);
+        // 3 and 3 hits share a bucket; 4 hits do not.
+        assert_ne!(scan(&[3, 0], &virgin).1, scan(&[4, 0], &virgin).1);
+        assert_ne!(scan(&[3, 0], &virgin).1, scan(&[0, 3], &virgin).1);
     }
 }

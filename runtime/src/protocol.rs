@@ -49,6 +49,38 @@ pub const fn map_size_for_guards(guards: u32) -> u32 {
     needed.div_ceil(64) * 64
 }
 
+/// Hash of an execution path: a classified coverage map, fed one non-zero
+/// `u64` word at a time with its word index. The runtime computes it while
+/// scanning the map for new bits and the engine computes it on maps it
+/// classified itself, so both must use this one definition.
+#[derive(Debug, Clone, Copy)]
+pub struct PathHasher(u64);
+
+impl PathHasher {
+    /// A hasher for a map of `len` bytes.
+    #[inline]
+    pub const fn new(len: usize) -> PathHasher {
+        PathHasher(0x9e37_79b9_7f4a_7c15 ^ len as u64)
+    }
+
+    /// Adds non-zero classified word `w` found at word index `index`.
+    #[inline]
+    pub fn word(&mut self, index: usize, w: u64) {
+        let m =
+            (w ^ 0xa076_1d64_78bd_642f) as u128 * (index as u64 ^ 0xe703_7ed1_a0b4_28db) as u128;
+        let x = (m as u64) ^ ((m >> 64) as u64);
+        self.0 = (self.0 ^ x)
+            .rotate_left(23)
+            .wrapping_mul(0x9fb2_1c65_1e98_df25);
+    }
+
+    /// The hash.
+    #[inline]
+    pub const fn finish(self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
 /// Constants of the AFL++ 4.20+ forkserver protocol.
 pub mod afl {
     /// `"AFL\0"`: prefix of the version word.
@@ -155,6 +187,10 @@ pub mod direct {
     pub const RUN_STOP_ON_NEW: u32 = 1;
     /// [`Header::flags`]: record compare operands into the compare log.
     pub const RUN_CMPLOG: u32 = 2;
+    /// [`Header::flags`]: count each input's path in the path-count table
+    /// (`paths[hash % len] += 1`), for power schedules that favour rarely
+    /// hit paths.
+    pub const RUN_COUNT_PATHS: u32 = 4;
 
     /// [`Header::exit_reason`]: nothing recorded.
     pub const EXIT_NONE: u32 = 0;
@@ -207,6 +243,10 @@ pub mod direct {
         pub cmp_off: AtomicU32,
         /// Size of the compare log in bytes.
         pub cmp_size: AtomicU32,
+        /// Offset of the path-count table (`[AtomicU32; paths_len]`).
+        pub paths_off: AtomicU32,
+        /// Entries of the path-count table (a power of two).
+        pub paths_len: AtomicU32,
         /// First table index to run (fuzzer → child).
         pub batch_start: AtomicU32,
         /// One past the last table index to run (fuzzer → child).
@@ -217,8 +257,6 @@ pub mod direct {
         pub cur_index: AtomicU32,
         /// `EXIT_*`: why the child is about to die (child → fuzzer).
         pub exit_reason: AtomicU32,
-        /// Reserved; keeps `exec_seq` 8-byte aligned.
-        pub reserved: AtomicU32,
         /// Incremented at the start of every input (child → fuzzer), so a
         /// watchdog can tell a slow batch from a hung input.
         pub exec_seq: AtomicU64,
@@ -248,6 +286,10 @@ pub mod direct {
         pub cmp_off: usize,
         /// Compare log size.
         pub cmp_size: usize,
+        /// Path-count table offset.
+        pub paths_off: usize,
+        /// Path-count table entries (a power of two).
+        pub paths_len: usize,
         /// Total size.
         pub total_size: usize,
     }
@@ -264,6 +306,7 @@ pub mod direct {
             table_cap: usize,
             data_cap: usize,
             cmp_size: usize,
+            paths_len: usize,
         ) -> Layout {
             let page = 4096;
             let map_off = HEADER_SIZE;
@@ -271,7 +314,8 @@ pub mod direct {
             let table_off = align_up(virgin_off + map_size, page);
             let data_off = align_up(table_off + table_cap * core::mem::size_of::<Entry>(), page);
             let cmp_off = align_up(data_off + data_cap, page);
-            let total_size = align_up(cmp_off + cmp_size, page);
+            let paths_off = align_up(cmp_off + cmp_size, page);
+            let total_size = align_up(paths_off + paths_len * 4, page);
             Layout {
                 map_off,
                 map_size,
@@ -282,6 +326,8 @@ pub mod direct {
                 data_cap,
                 cmp_off,
                 cmp_size,
+                paths_off,
+                paths_len,
                 total_size,
             }
         }
@@ -299,6 +345,8 @@ pub mod direct {
                 data_cap: h.data_cap.load(Relaxed) as usize,
                 cmp_off: h.cmp_off.load(Relaxed) as usize,
                 cmp_size: h.cmp_size.load(Relaxed) as usize,
+                paths_off: h.paths_off.load(Relaxed) as usize,
+                paths_len: h.paths_len.load(Relaxed) as usize,
                 total_size: h.total_size.load(Relaxed) as usize,
             }
         }
@@ -318,6 +366,8 @@ pub mod direct {
             h.data_cap.store(self.data_cap as u32, Relaxed);
             h.cmp_off.store(self.cmp_off as u32, Relaxed);
             h.cmp_size.store(self.cmp_size as u32, Relaxed);
+            h.paths_off.store(self.paths_off as u32, Relaxed);
+            h.paths_len.store(self.paths_len as u32, Relaxed);
         }
 
         /// Checks that every area lies inside the segment and does not overlap
@@ -333,8 +383,10 @@ pub mod direct {
                 ),
                 (self.data_off, self.data_cap),
                 (self.cmp_off, self.cmp_size),
+                (self.paths_off, self.paths_len.saturating_mul(4)),
             ];
-            self.total_size <= segment_size
+            self.paths_len.is_power_of_two()
+                && self.total_size <= segment_size
                 && areas.iter().all(|&(off, len)| {
                     off >= HEADER_SIZE
                         && off % 8 == 0
@@ -421,11 +473,12 @@ mod tests {
 
     #[test]
     fn layout_areas_are_inside_and_aligned() {
-        let l = direct::Layout::new(1000, 16, 1 << 20, cmplog::log_size(8));
+        let l = direct::Layout::new(1024, 16, 1 << 20, cmplog::log_size(8), 1 << 10);
         assert!(l.is_valid(l.total_size));
         assert!(!l.is_valid(l.total_size - 1));
         assert_eq!(l.map_off % 4096, 0);
-        assert!(l.virgin_off >= l.map_off + 1000);
+        assert!(l.virgin_off >= l.map_off + 1024);
+        assert!(l.paths_off >= l.cmp_off + l.cmp_size);
         let mut bad = l;
         bad.data_off = 8;
         assert!(!bad.is_valid(l.total_size));

@@ -3,9 +3,11 @@
 
 mod add;
 mod bench;
-mod build;
+pub mod build;
+pub mod fuzz;
 mod init;
 mod list;
+mod repro;
 
 use crate::exit;
 use anyhow::Result;
@@ -39,6 +41,10 @@ pub enum Command {
     List(list::ListArgs),
     /// Build instrumented fuzz targets; prints each binary's path on stdout.
     Build(build::BuildArgs),
+    /// Fuzz one target with one instance (afl-fuzz's flags).
+    Fuzz(fuzz::FuzzArgs),
+    /// Run inputs (crash files) through a target once, with a backtrace.
+    Repro(repro::ReproArgs),
     /// Measure exec/s of each executor on a built binary.
     #[command(hide = true)]
     BenchExec(bench::BenchExecArgs),
@@ -93,6 +99,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Add(a) => add::run(a),
         Command::List(a) => list::run(a),
         Command::Build(a) => build::run(a),
+        Command::Fuzz(a) => fuzz::run(a),
+        Command::Repro(a) => repro::run(a),
         Command::BenchExec(a) => bench::run(a),
     }
 }

@@ -98,8 +98,15 @@ pub fn update_virgin(trace: &[u8], virgin: &mut [u8]) -> NewBits {
         if ret < NewBits::Edges {
             // A byte of the trace that is non-zero where the virgin byte is
             // still 0xff is an edge never seen.
-            let new_edge = t.iter().zip(v.iter()).any(|(&tb, &vb)| tb != 0 && vb == 0xff);
-            ret = if new_edge { NewBits::Edges } else { ret.max(NewBits::Counts) };
+            let new_edge = t
+                .iter()
+                .zip(v.iter())
+                .any(|(&tb, &vb)| tb != 0 && vb == 0xff);
+            ret = if new_edge {
+                NewBits::Edges
+            } else {
+                ret.max(NewBits::Counts)
+            };
         }
         v.copy_from_slice(&(vw & !tw).to_le_bytes());
     }
@@ -108,7 +115,10 @@ pub fn update_virgin(trace: &[u8], virgin: &mut [u8]) -> NewBits {
 
 /// Whether a classified map has any bit still set in `virgin` (no update).
 pub fn has_new_bits(trace: &[u8], virgin: &[u8]) -> bool {
-    trace.chunks_exact(8).zip(virgin.chunks_exact(8)).any(|(t, v)| load(t) & load(v) != 0)
+    trace
+        .chunks_exact(8)
+        .zip(virgin.chunks_exact(8))
+        .any(|(t, v)| load(t) & load(v) != 0)
 }
 
 /// Number of non-zero bytes (edges hit, or edges seen in a virgin-style map
@@ -117,7 +127,11 @@ pub fn count_nonzero(map: &[u8]) -> u32 {
     map.chunks_exact(8)
         .map(|c| {
             let w = load(c);
-            if w == 0 { 0 } else { c.iter().filter(|&&b| b != 0).count() as u32 }
+            if w == 0 {
+                0
+            } else {
+                c.iter().filter(|&&b| b != 0).count() as u32
+            }
         })
         .sum()
 }
@@ -126,23 +140,27 @@ pub fn count_nonzero(map: &[u8]) -> u32 {
 pub fn count_seen(virgin: &[u8]) -> u32 {
     virgin
         .chunks_exact(8)
-        .map(|c| if load(c) == u64::MAX { 0 } else { c.iter().filter(|&&b| b != 0xff).count() as u32 })
+        .map(|c| {
+            if load(c) == u64::MAX {
+                0
+            } else {
+                c.iter().filter(|&&b| b != 0xff).count() as u32
+            }
+        })
         .sum()
 }
 
-/// 64-bit hash of a map (identifies an execution path).
+/// Hash of a classified map (identifies an execution path); the same
+/// function the runtime uses for its path counts.
 pub fn hash(map: &[u8]) -> u64 {
-    // wyhash-style mixing of each non-zero word with its position.
-    let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ map.len() as u64;
+    let mut h = rfuzz::protocol::PathHasher::new(map.len());
     for (i, c) in map.chunks_exact(8).enumerate() {
         let w = load(c);
         if w != 0 {
-            let m = (w ^ 0xa076_1d64_78bd_642f).wrapping_mul(i as u64 ^ 0xe703_7ed1_a0b4_28db) as u128;
-            let x = (m as u64) ^ ((m >> 64) as u64);
-            h = (h ^ x).rotate_left(23).wrapping_mul(0x9fb2_1c65_1e98_df25);
+            h.word(i, w);
         }
     }
-    h ^ (h >> 29)
+    h.finish()
 }
 
 /// Indices of the edges a classified map covers (its "mini trace").

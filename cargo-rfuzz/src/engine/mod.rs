@@ -2,9 +2,17 @@
 //! stages and statistics. `cargo rfuzz fuzz` runs one; `cargo rfuzz run -j N`
 //! runs N of them over a shared sync directory.
 
+pub mod cmplog;
+pub mod config;
+pub mod corpus;
 pub mod coverage;
+pub mod dict;
 pub mod executor;
+pub mod fuzzer;
+pub mod mutator;
+pub mod rng;
 pub mod shm;
+pub mod ui;
 
 /// The target cannot be fuzzed (exit code 4): it crashes or hangs at
 /// start-up, speaks no forkserver protocol, or never runs its harness.

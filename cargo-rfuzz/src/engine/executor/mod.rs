@@ -15,7 +15,7 @@ pub mod afl;
 pub mod direct;
 mod process;
 
-pub use process::TargetCommand;
+pub use process::{TargetCommand, signal_name as process_signal_name};
 
 use anyhow::Result;
 use std::path::Path;
@@ -107,6 +107,9 @@ pub trait Executor {
     /// Runs one input with compare logging; returns the log's records, or
     /// `None` if the target cannot log compares.
     fn run_cmplog(&mut self, input: &[u8]) -> Result<Option<Vec<rfuzz::protocol::cmplog::Record>>>;
+    /// How many batch executions took the path with this hash (approximate:
+    /// a fixed-size table indexed by hash).
+    fn path_hits(&self, hash: u64) -> u32;
     /// Short description for status lines ("direct persistent", ...).
     fn describe(&self) -> String;
 }
@@ -126,10 +129,15 @@ pub enum BinaryKind {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, rest)) = needle.split_first() else { return true };
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
     let mut i = 0;
     while i + needle.len() <= haystack.len() {
-        match haystack[i..haystack.len() - rest.len()].iter().position(|&b| b == first) {
+        match haystack[i..haystack.len() - rest.len()]
+            .iter()
+            .position(|&b| b == first)
+        {
             Some(p) => {
                 let at = i + p;
                 if &haystack[at + 1..at + needle.len()] == rest {
@@ -150,7 +158,9 @@ pub fn inspect_binary(path: &Path) -> Result<BinaryKind> {
     Ok(if contains(&data, rfuzz::protocol::direct::BINARY_SIG) {
         BinaryKind::Rfuzz
     } else if contains(&data, rfuzz::protocol::SHM_ENV_VAR_SIG) {
-        BinaryKind::Afl { persistent: contains(&data, rfuzz::protocol::PERSIST_SIG) }
+        BinaryKind::Afl {
+            persistent: contains(&data, rfuzz::protocol::PERSIST_SIG),
+        }
     } else {
         BinaryKind::Plain
     })

@@ -1,0 +1,265 @@
+//! `cargo rfuzz fuzz`: one fuzzing instance, with afl-fuzz's flags.
+
+use super::build::{BuildFlags, build_targets};
+use super::{ProjectArgs, UsageError};
+use crate::engine::config::{Config, ExecutorChoice, Flavor, Role, UiMode};
+use crate::engine::executor::TargetCommand;
+use crate::engine::fuzzer::{self, shell_quote};
+use crate::exit;
+use anyhow::Result;
+use clap::Args;
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options of `cargo rfuzz fuzz`.
+#[derive(Debug, Clone, Args)]
+pub struct FuzzArgs {
+    /// Fuzz target to run (built if needed).
+    pub target: Option<String>,
+    /// Sync directory holding this instance's output (default:
+    /// fuzz/sync/<target>/).
+    #[arg(short = 'o', long = "output", value_name = "SYNC_DIR")]
+    pub output: Option<PathBuf>,
+    /// Run as the main instance with this id (default: -M main).
+    #[arg(
+        short = 'M',
+        long = "main",
+        value_name = "ID",
+        conflicts_with = "secondary"
+    )]
+    pub main: Option<String>,
+    /// Run as a secondary instance with this id.
+    #[arg(short = 'S', long = "secondary", value_name = "ID")]
+    pub secondary: Option<String>,
+    /// Run the deterministic stage on each new entry.
+    #[arg(short = 'D', long)]
+    pub deterministic: bool,
+    /// Seed corpus directory (default: fuzz/corpus/<target>/ if present).
+    #[arg(short = 'i', long = "input", value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// Dictionary file (AFL format) or directory of tokens; repeatable.
+    #[arg(short = 'x', long = "dict", value_name = "DICT")]
+    pub dict: Vec<PathBuf>,
+    /// Per-input timeout in milliseconds (default: calibrated, 20-1000).
+    #[arg(short = 't', long = "timeout", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Memory limit of the target in MiB (default: none).
+    #[arg(short = 'm', long = "memory", value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory: Option<u64>,
+    /// Stop after this many seconds; exit 1 if crashes were saved.
+    #[arg(long, value_name = "S")]
+    pub max_total_time: Option<u64>,
+    /// Plain progress lines instead of the status screen.
+    #[arg(long)]
+    pub no_ui: bool,
+    /// Fuzz this prebuilt instrumented binary (ours or AFL++'s) instead of
+    /// building TARGET.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// Longest input to generate, in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]
+    pub max_len: u64,
+    /// Random seed, for reproducible runs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Do not learn from the target's compare log.
+    #[arg(long)]
+    pub no_cmplog: bool,
+    /// Do not import entries from other instances.
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Drive an rfuzz target through the AFL++ protocol (slower; for comparisons).
+    #[arg(long)]
+    pub afl_protocol: bool,
+    /// Let the target print to the terminal (debugging).
+    #[arg(long)]
+    pub show_output: bool,
+    /// Mutation flavour (set by `run` to diversify instances).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub flavor: usize,
+    /// Print nothing but errors and crashes (set by `run`).
+    #[arg(long, hide = true)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Arguments for the target (`@@` is replaced by the input file).
+    #[arg(last = true, value_name = "TARGET_ARGS")]
+    pub target_args: Vec<OsString>,
+}
+
+/// The binary to fuzz, its display name and how to reproduce a crash.
+pub struct ResolvedTarget {
+    /// Target name.
+    pub name: String,
+    /// Instrumented binary.
+    pub binary: PathBuf,
+    /// Reproduce command with `{}` for the input path.
+    pub repro: String,
+    /// Default sync dir.
+    pub default_sync_dir: Option<PathBuf>,
+    /// Default seed dir.
+    pub default_seeds: Option<PathBuf>,
+}
+
+/// Finds (building if needed) the binary for `target` or `--binary`.
+pub fn resolve(
+    target: Option<&str>,
+    binary: Option<&PathBuf>,
+    project: &ProjectArgs,
+    build: &BuildFlags,
+    quiet: bool,
+) -> Result<ResolvedTarget> {
+    if let Some(b) = binary {
+        let binary = super::absolute(b)?;
+        let name = target.map(str::to_string).unwrap_or_else(|| {
+            binary
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+        return Ok(ResolvedTarget {
+            repro: format!("{} {{}}", shell_quote(&binary.to_string_lossy())),
+            name,
+            binary,
+            default_sync_dir: None,
+            default_seeds: None,
+        });
+    }
+    let Some(name) = target else {
+        anyhow::bail!(UsageError(
+            "name a fuzz target (see `cargo rfuzz list`) or pass --binary PATH".into()
+        ));
+    };
+    let p = project.load()?;
+    p.target(name)?;
+    let built = build_targets(&p, &[name.to_string()], build, quiet)?;
+    let binary = built.into_iter().next().expect("one target built").binary;
+    let fuzz_dir = p.fuzz_dir.to_string_lossy().into_owned();
+    Ok(ResolvedTarget {
+        repro: format!(
+            "cargo rfuzz repro --fuzz-dir {} {name} {{}}",
+            shell_quote(&fuzz_dir)
+        ),
+        name: name.to_string(),
+        binary,
+        default_sync_dir: Some(p.sync_dir(name)),
+        default_seeds: Some(p.corpus_dir(name)).filter(|d| d.is_dir()),
+    })
+}
+
+impl FuzzArgs {
+    /// Validates the flags into an instance configuration.
+    pub fn config(&self, resolved: &ResolvedTarget) -> Result<Config> {
+        let (id, role) = match (&self.main, &self.secondary) {
+            (Some(m), _) => (m.clone(), Role::Main),
+            (None, Some(s)) => (s.clone(), Role::Secondary),
+            (None, None) => ("main".to_string(), Role::Main),
+        };
+        crate::sync::layout::validate_instance_id(&id).map_err(UsageError)?;
+        let sync_dir = match (&self.output, &resolved.default_sync_dir) {
+            (Some(o), _) => super::absolute(o)?,
+            (None, Some(d)) => d.clone(),
+            (None, None) => anyhow::bail!(UsageError(
+                "with --binary, name the sync directory with -o DIR".into()
+            )),
+        };
+        let seeds = match &self.input {
+            Some(i) if !i.exists() => anyhow::bail!(UsageError(format!(
+                "seed directory {} does not exist",
+                i.display()
+            ))),
+            Some(i) => Some(super::absolute(i)?),
+            None => resolved.default_seeds.clone(),
+        };
+        for d in &self.dict {
+            if !d.exists() {
+                anyhow::bail!(UsageError(format!(
+                    "dictionary {} does not exist",
+                    d.display()
+                )));
+            }
+        }
+        let ui = if self.quiet {
+            UiMode::Quiet
+        } else if self.no_ui || !std::io::stdout().is_terminal() {
+            UiMode::Plain
+        } else {
+            UiMode::Screen
+        };
+        let command_line = std::env::args()
+            .map(|a| shell_quote(&a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Config {
+            sync_dir,
+            id,
+            role,
+            deterministic: self.deterministic,
+            seeds,
+            dicts: self.dict.clone(),
+            timeout: self.timeout.map(Duration::from_millis),
+            mem_limit_mb: self.memory,
+            max_total_time: self.max_total_time.map(Duration::from_secs),
+            target: TargetCommand {
+                binary: resolved.binary.clone(),
+                args: self.target_args.clone(),
+                env: Vec::new(),
+                mem_limit_mb: self.memory,
+                show_output: self.show_output,
+            },
+            banner: resolved.name.clone(),
+            ui,
+            cmplog: !self.no_cmplog,
+            max_len: self.max_len as usize,
+            rng_seed: self.seed,
+            sync: !self.no_sync,
+            flavor: Flavor::for_instance(self.flavor),
+            executor: if self.afl_protocol {
+                ExecutorChoice::Afl
+            } else {
+                ExecutorChoice::Auto
+            },
+            command_line,
+            repro_command: resolved.repro.clone(),
+        })
+    }
+}
+
+/// Runs `cargo rfuzz fuzz`.
+pub fn run(args: FuzzArgs) -> Result<i32> {
+    let resolved = resolve(
+        args.target.as_deref(),
+        args.binary.as_ref(),
+        &args.project,
+        &args.build,
+        true,
+    )?;
+    let cfg = args.config(&resolved)?;
+    fuzzer::install_stop_handlers();
+    let (id, dir, quiet) = (
+        cfg.id.clone(),
+        cfg.sync_dir.join(&cfg.id),
+        cfg.ui == UiMode::Quiet,
+    );
+    let outcome = fuzzer::run(cfg)?;
+    if !quiet {
+        eprintln!(
+            "rfuzz: {id} stopped: {} crash(es) and {} hang(s) saved in {}",
+            outcome.saved_crashes,
+            outcome.saved_hangs,
+            dir.display()
+        );
+    }
+    Ok(if outcome.saved_crashes > 0 {
+        exit::CRASHES_FOUND
+    } else if outcome.interrupted {
+        exit::INTERRUPTED
+    } else {
+        exit::SUCCESS
+    })
+}
