@@ -19,10 +19,10 @@ fn main() {
     let code = match cli::run(parsed) {
         Ok(code) => code,
         Err(err) => {
-            if err.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
+            if err
+                .chain()
+                .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+            {
                 exit::SUCCESS
             } else {
                 eprintln!("error: {err:#}");

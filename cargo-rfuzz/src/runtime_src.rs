@@ -43,16 +43,11 @@ pub fn materialize() -> Result<PathBuf> {
         return Ok(PathBuf::from(dir));
     }
     let root = cache_root();
-    let dir = root.join(format!(
-        "rfuzz-{}-{}",
-        env!("CARGO_PKG_VERSION"),
-        content_hash()
-    ));
+    let dir = root.join(format!("rfuzz-{}-{}", env!("CARGO_PKG_VERSION"), content_hash()));
     if dir.join(".complete").is_file() {
         return Ok(dir);
     }
-    std::fs::create_dir_all(&root)
-        .with_context(|| format!("failed to create {}", root.display()))?;
+    std::fs::create_dir_all(&root).with_context(|| format!("failed to create {}", root.display()))?;
     // Write into a private directory and rename it into place, so concurrent
     // builds never see a half-written runtime.
     let tmp = root.join(format!(".tmp-{}-{}", std::process::id(), content_hash()));
@@ -67,8 +62,7 @@ pub fn materialize() -> Result<PathBuf> {
         Err(e) => {
             // A stale incomplete directory: replace it.
             let _ = std::fs::remove_dir_all(&dir);
-            std::fs::rename(&tmp, &dir)
-                .with_context(|| format!("failed to create {} ({e})", dir.display()))?;
+            std::fs::rename(&tmp, &dir).with_context(|| format!("failed to create {} ({e})", dir.display()))?;
             Ok(dir)
         }
     }
@@ -78,14 +72,11 @@ fn write_files(dir: &Path) -> Result<()> {
     for (rel, text) in RUNTIME_FILES {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("failed to create {}", parent.display()))?;
+            std::fs::create_dir_all(parent).with_context(|| format!("failed to create {}", parent.display()))?;
         }
-        std::fs::write(&path, text)
-            .with_context(|| format!("failed to write {}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
     }
-    std::fs::write(dir.join(".complete"), content_hash())
-        .with_context(|| format!("failed to write {}", dir.display()))
+    std::fs::write(dir.join(".complete"), content_hash()).with_context(|| format!("failed to write {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -94,11 +85,7 @@ mod tests {
 
     #[test]
     fn embeds_the_runtime_manifest_and_sources() {
-        assert!(
-            RUNTIME_FILES
-                .iter()
-                .any(|(p, t)| *p == "Cargo.toml" && t.contains("name = \"rfuzz\""))
-        );
+        assert!(RUNTIME_FILES.iter().any(|(p, t)| *p == "Cargo.toml" && t.contains("name = \"rfuzz\"")));
         assert!(RUNTIME_FILES.iter().any(|(p, _)| *p == "src/lib.rs"));
         assert!(RUNTIME_FILES.iter().any(|(p, _)| *p == "src/protocol.rs"));
     }
@@ -108,9 +95,6 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         write_files(tmp.path()).unwrap();
         assert!(tmp.path().join("src/lib.rs").is_file());
-        assert_eq!(
-            std::fs::read_to_string(tmp.path().join(".complete")).unwrap(),
-            content_hash()
-        );
+        assert_eq!(std::fs::read_to_string(tmp.path().join(".complete")).unwrap(), content_hash());
     }
 }

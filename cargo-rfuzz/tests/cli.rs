@@ -4,10 +4,7 @@
 use std::process::Command;
 
 fn rfuzz(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cargo-rfuzz"))
-        .args(args)
-        .output()
-        .expect("run cargo-rfuzz")
+    Command::new(env!("CARGO_BIN_EXE_cargo-rfuzz")).args(args).output().expect("run cargo-rfuzz")
 }
 
 #[test]

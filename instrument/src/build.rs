@@ -42,20 +42,11 @@ pub struct Built {
 /// The host triple of the active rustc (`rustc -vV`).
 pub fn host_triple() -> Result<String, Error> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let out = Command::new(&rustc)
-        .arg("-vV")
-        .output()
-        .map_err(|source| Error::Io {
-            what: "rustc -vV".into(),
-            source,
-        })?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
-        .ok_or_else(|| Error::Io {
-            what: "rustc -vV".into(),
-            source: std::io::Error::other("no host line in its output"),
-        })
+    let out =
+        Command::new(&rustc).arg("-vV").output().map_err(|source| Error::Io { what: "rustc -vV".into(), source })?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("host: ").map(str::to_string)).ok_or_else(
+        || Error::Io { what: "rustc -vV".into(), source: std::io::Error::other("no host line in its output") },
+    )
 }
 
 /// Where instrumented artifacts go: a directory of their own, because cargo's
@@ -66,10 +57,7 @@ pub fn rfuzz_target_dir(project: &FuzzProject) -> PathBuf {
 
 /// Path the binary of `target` will have after a build.
 pub fn binary_path(project: &FuzzProject, target: &str, triple: &str, profile: Profile) -> PathBuf {
-    rfuzz_target_dir(project)
-        .join(triple)
-        .join(profile.dir_name())
-        .join(target)
+    rfuzz_target_dir(project).join(triple).join(profile.dir_name()).join(target)
 }
 
 /// Clears artifacts built with another flag set (older cargo-rfuzz), so cargo
@@ -102,11 +90,7 @@ fn toml_string(s: &str) -> String {
 
 /// Builds `targets` (all targets when empty) and returns their binaries in
 /// the order asked.
-pub fn build(
-    project: &FuzzProject,
-    targets: &[String],
-    opts: &BuildOptions,
-) -> Result<Vec<Built>, Error> {
+pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> Result<Vec<Built>, Error> {
     let names: Vec<String> = if targets.is_empty() {
         if project.targets.is_empty() {
             return Err(Error::NoTargets(project.fuzz_dir.clone()));
@@ -128,10 +112,7 @@ pub fn build(
     check_stamp(&profile_dir, &stamp)?;
     std::fs::create_dir_all(&profile_dir)
         .and_then(|_| std::fs::write(profile_dir.join(".rfuzz-flags"), &stamp))
-        .map_err(|source| Error::Io {
-            what: format!("write {}", profile_dir.display()),
-            source,
-        })?;
+        .map_err(|source| Error::Io { what: format!("write {}", profile_dir.display()), source })?;
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -171,30 +152,17 @@ pub fn build(
     if let (RuntimeDep::Registry, Some(src)) = (&project.runtime_dep, &opts.runtime_source) {
         // The runtime matching this cargo-rfuzz, whether or not `rfuzz` is
         // published: the wire protocol must match the engine's.
-        cmd.arg("--config").arg(format!(
-            "patch.crates-io.rfuzz.path={}",
-            toml_string(&src.to_string_lossy())
-        ));
+        cmd.arg("--config").arg(format!("patch.crates-io.rfuzz.path={}", toml_string(&src.to_string_lossy())));
     }
-    let inner = std::env::var_os("RUSTC_WRAPPER")
-        .filter(|w| Path::new(w) != opts.wrapper_exe && !w.is_empty());
+    let inner = std::env::var_os("RUSTC_WRAPPER").filter(|w| Path::new(w) != opts.wrapper_exe && !w.is_empty());
     cmd.env("RUSTC_WRAPPER", &opts.wrapper_exe)
         .env(wrapper::WRAPPER_ENV, "1")
-        .env(
-            wrapper::COMMON_FLAGS_ENV,
-            flags::encode(&flags::common_flags(opts.profile)),
-        )
-        .env(
-            wrapper::COVERAGE_FLAGS_ENV,
-            flags::encode(&flags::coverage_flags()),
-        )
+        .env(wrapper::COMMON_FLAGS_ENV, flags::encode(&flags::common_flags(opts.profile)))
+        .env(wrapper::COVERAGE_FLAGS_ENV, flags::encode(&flags::coverage_flags()))
         .env(wrapper::INNER_WRAPPER_ENV, inner.unwrap_or_default())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().map_err(|source| Error::Io {
-        what: "cargo build".into(),
-        source,
-    })?;
+    let mut child = cmd.spawn().map_err(|source| Error::Io { what: "cargo build".into(), source })?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut built: Vec<Built> = Vec::new();
     for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {
@@ -206,31 +174,16 @@ pub fn build(
         }
         if let Some(exe) = artifact.executable {
             built.retain(|b| b.target != artifact.target.name);
-            built.push(Built {
-                target: artifact.target.name.clone(),
-                binary: exe.into(),
-            });
+            built.push(Built { target: artifact.target.name.clone(), binary: exe.into() });
         }
     }
-    let status = child.wait().map_err(|source| Error::Io {
-        what: "cargo build".into(),
-        source,
-    })?;
+    let status = child.wait().map_err(|source| Error::Io { what: "cargo build".into(), source })?;
     if !status.success() {
-        return Err(Error::BuildFailed {
-            targets: names.join(", "),
-            status: status.to_string(),
-        });
+        return Err(Error::BuildFailed { targets: names.join(", "), status: status.to_string() });
     }
     names
         .iter()
-        .map(|n| {
-            built
-                .iter()
-                .find(|b| &b.target == n)
-                .cloned()
-                .ok_or_else(|| Error::NoExecutable(n.clone()))
-        })
+        .map(|n| built.iter().find(|b| &b.target == n).cloned().ok_or_else(|| Error::NoExecutable(n.clone())))
         .collect()
 }
 

@@ -90,11 +90,7 @@ pub fn encode(flags: &[String]) -> String {
 
 /// Inverse of [`encode`].
 pub fn decode(s: &str) -> Vec<String> {
-    if s.is_empty() {
-        Vec::new()
-    } else {
-        s.split('\u{1f}').map(str::to_string).collect()
-    }
+    if s.is_empty() { Vec::new() } else { s.split('\u{1f}').map(str::to_string).collect() }
 }
 
 #[cfg(test)]
@@ -110,16 +106,8 @@ mod tests {
 
     #[test]
     fn dev_profile_does_not_force_optimisation() {
-        assert!(
-            !common_flags(Profile::Dev)
-                .iter()
-                .any(|f| f.starts_with("opt-level"))
-        );
-        assert!(
-            common_flags(Profile::Release)
-                .iter()
-                .any(|f| f == "opt-level=3")
-        );
+        assert!(!common_flags(Profile::Dev).iter().any(|f| f.starts_with("opt-level")));
+        assert!(common_flags(Profile::Release).iter().any(|f| f == "opt-level=3"));
     }
 
     #[test]

@@ -59,9 +59,7 @@ pub enum Error {
     #[error("{} does not depend on the rfuzz runtime: add `rfuzz = \"0.1\"` under [dependencies]", .0.display())]
     MissingRuntime(PathBuf),
     /// Cargo failed.
-    #[error(
-        "failed to build fuzz target(s) {targets} (cargo {status}); cargo's errors are shown above"
-    )]
+    #[error("failed to build fuzz target(s) {targets} (cargo {status}); cargo's errors are shown above")]
     BuildFailed {
         /// Targets being built.
         targets: String,

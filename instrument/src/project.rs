@@ -49,10 +49,7 @@ impl FuzzProject {
         self.targets
             .iter()
             .find(|t| t.name == name)
-            .ok_or_else(|| Error::UnknownTarget {
-                name: name.to_string(),
-                known: self.known_targets(),
-            })
+            .ok_or_else(|| Error::UnknownTarget { name: name.to_string(), known: self.known_targets() })
     }
 
     /// Comma-separated target names, for messages.
@@ -60,11 +57,7 @@ impl FuzzProject {
         if self.targets.is_empty() {
             "(none: add one with `cargo rfuzz add NAME`)".to_string()
         } else {
-            self.targets
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            self.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
         }
     }
 
@@ -116,17 +109,12 @@ pub fn load(fuzz_dir: &Path) -> Result<FuzzProject, Error> {
         .manifest_path(&manifest_path)
         .no_deps()
         .exec()
-        .map_err(|e| Error::Metadata {
-            manifest: manifest_path.clone(),
-            msg: first_line_of_metadata_error(&e),
-        })?;
+        .map_err(|e| Error::Metadata { manifest: manifest_path.clone(), msg: first_line_of_metadata_error(&e) })?;
     let canonical = std::fs::canonicalize(&manifest_path).unwrap_or(manifest_path.clone());
     let package = metadata
         .packages
         .iter()
-        .find(|p| {
-            std::fs::canonicalize(&p.manifest_path).ok().as_deref() == Some(canonical.as_path())
-        })
+        .find(|p| std::fs::canonicalize(&p.manifest_path).ok().as_deref() == Some(canonical.as_path()))
         .ok_or_else(|| Error::Metadata {
             manifest: manifest_path.clone(),
             msg: "it has no [package] section".to_string(),
@@ -135,24 +123,13 @@ pub fn load(fuzz_dir: &Path) -> Result<FuzzProject, Error> {
         .targets
         .iter()
         .filter(|t| t.is_bin())
-        .map(|t| FuzzTarget {
-            name: t.name.clone(),
-            src_path: t.src_path.clone().into(),
-        })
+        .map(|t| FuzzTarget { name: t.name.clone(), src_path: t.src_path.clone().into() })
         .collect();
     targets.sort_by(|a, b| a.name.cmp(&b.name));
-    let runtime = package
-        .dependencies
-        .iter()
-        .find(|d| d.name == crate::wrapper::RUNTIME_CRATE);
+    let runtime = package.dependencies.iter().find(|d| d.name == crate::wrapper::RUNTIME_CRATE);
     let runtime_dep = match runtime {
         None => return Err(Error::MissingRuntime(manifest_path)),
-        Some(d)
-            if d.path.is_none()
-                && d.source
-                    .as_ref()
-                    .is_some_and(|s| s.repr.starts_with("registry+")) =>
-        {
+        Some(d) if d.path.is_none() && d.source.as_ref().is_some_and(|s| s.repr.starts_with("registry+")) => {
             RuntimeDep::Registry
         }
         Some(_) => RuntimeDep::Other,
@@ -174,17 +151,12 @@ pub fn load_root_package(manifest: &Path) -> Result<Option<String>, Error> {
         .manifest_path(manifest)
         .no_deps()
         .exec()
-        .map_err(|e| Error::Metadata {
-            manifest: manifest.to_path_buf(),
-            msg: first_line_of_metadata_error(&e),
-        })?;
+        .map_err(|e| Error::Metadata { manifest: manifest.to_path_buf(), msg: first_line_of_metadata_error(&e) })?;
     let canonical = std::fs::canonicalize(manifest).unwrap_or(manifest.to_path_buf());
     Ok(metadata
         .packages
         .iter()
-        .find(|p| {
-            std::fs::canonicalize(&p.manifest_path).ok().as_deref() == Some(canonical.as_path())
-        })
+        .find(|p| std::fs::canonicalize(&p.manifest_path).ok().as_deref() == Some(canonical.as_path()))
         .map(|p| p.name.to_string()))
 }
 
@@ -192,11 +164,7 @@ pub fn load_root_package(manifest: &Path) -> Result<Option<String>, Error> {
 /// says what is wrong.
 fn first_line_of_metadata_error(e: &cargo_metadata::Error) -> String {
     let text = e.to_string();
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     lines
         .iter()
         .find(|l| l.starts_with("error:") || l.starts_with("Caused by"))
@@ -214,28 +182,16 @@ mod tests {
         let root = tmp.path();
         std::fs::write(root.join("Cargo.toml"), "[package]\nname='x'\n").unwrap();
         std::fs::create_dir_all(root.join("src/deep")).unwrap();
-        assert!(matches!(
-            find_fuzz_dir(&root.join("src/deep")),
-            Err(Error::NoFuzzDir(_))
-        ));
+        assert!(matches!(find_fuzz_dir(&root.join("src/deep")), Err(Error::NoFuzzDir(_))));
         std::fs::create_dir_all(root.join("fuzz/fuzz_targets")).unwrap();
         std::fs::write(root.join("fuzz/Cargo.toml"), "").unwrap();
-        assert_eq!(
-            find_fuzz_dir(&root.join("src/deep")).unwrap(),
-            root.join("fuzz")
-        );
-        assert_eq!(
-            find_fuzz_dir(&root.join("fuzz/fuzz_targets")).unwrap(),
-            root.join("fuzz")
-        );
+        assert_eq!(find_fuzz_dir(&root.join("src/deep")).unwrap(), root.join("fuzz"));
+        assert_eq!(find_fuzz_dir(&root.join("fuzz/fuzz_targets")).unwrap(), root.join("fuzz"));
     }
 
     #[test]
     fn outside_any_crate_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            find_fuzz_dir(tmp.path()),
-            Err(Error::NotACargoProject(_))
-        ));
+        assert!(matches!(find_fuzz_dir(tmp.path()), Err(Error::NotACargoProject(_))));
     }
 }

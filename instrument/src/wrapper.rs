@@ -38,13 +38,9 @@ pub enum Decision {
 
 fn arg_value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     let prefixed = format!("{name}=");
-    args.iter().enumerate().find_map(|(i, a)| {
-        if a == name {
-            args.get(i + 1).map(String::as_str)
-        } else {
-            a.strip_prefix(&prefixed)
-        }
-    })
+    args.iter()
+        .enumerate()
+        .find_map(|(i, a)| if a == name { args.get(i + 1).map(String::as_str) } else { a.strip_prefix(&prefixed) })
 }
 
 /// Decides the flags for one invocation from its arguments (without the
@@ -73,10 +69,7 @@ pub fn run(args: Vec<OsString>) -> std::io::Error {
         return std::io::Error::other("RUSTC_WRAPPER invoked without a rustc path");
     };
     let rest: Vec<OsString> = it.collect();
-    let lossy: Vec<String> = rest
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let lossy: Vec<String> = rest.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let package = std::env::var("CARGO_PKG_NAME").ok();
     let env_flags = |var: &str| flags::decode(&std::env::var(var).unwrap_or_default());
     let extra = match decide(&lossy, package.as_deref()) {
@@ -113,43 +106,27 @@ mod tests {
     fn queries_and_host_artifacts_are_untouched() {
         assert_eq!(decide(&args("-vV"), None), Decision::Untouched);
         assert_eq!(
-            decide(
-                &args("- --crate-name ___ --print=file-names --target x86_64-unknown-linux-gnu"),
-                None
-            ),
+            decide(&args("- --crate-name ___ --print=file-names --target x86_64-unknown-linux-gnu"), None),
             Decision::Untouched
         );
         // A build script: no --target.
-        assert_eq!(
-            decide(
-                &args("--crate-name build_script_build build.rs"),
-                Some("serde")
-            ),
-            Decision::Untouched
-        );
+        assert_eq!(decide(&args("--crate-name build_script_build build.rs"), Some("serde")), Decision::Untouched);
         // A proc-macro.
         assert_eq!(
-            decide(
-                &args("--crate-name serde_derive --crate-type proc-macro src/lib.rs"),
-                Some("serde_derive")
-            ),
+            decide(&args("--crate-name serde_derive --crate-type proc-macro src/lib.rs"), Some("serde_derive")),
             Decision::Untouched
         );
     }
 
     #[test]
     fn runtime_gets_common_flags_only() {
-        let a = args(
-            "--crate-name rfuzz --edition=2024 src/lib.rs --crate-type lib --target x86_64-unknown-linux-gnu",
-        );
+        let a = args("--crate-name rfuzz --edition=2024 src/lib.rs --crate-type lib --target x86_64-unknown-linux-gnu");
         assert_eq!(decide(&a, Some("rfuzz")), Decision::CommonOnly);
     }
 
     #[test]
     fn target_crates_are_instrumented() {
-        let a = args(
-            "--crate-name semver src/lib.rs --crate-type lib --target=x86_64-unknown-linux-gnu",
-        );
+        let a = args("--crate-name semver src/lib.rs --crate-type lib --target=x86_64-unknown-linux-gnu");
         assert_eq!(decide(&a, Some("semver")), Decision::Instrumented);
     }
 }

@@ -80,10 +80,7 @@ impl AflInput {
                 // the length is clamped to that capacity.
                 unsafe {
                     let len = (p.cast::<u32>().read_unaligned() as usize).min(afl::MAX_FILE);
-                    buf.extend_from_slice(core::slice::from_raw_parts(
-                        p.add(afl::SHMEM_FUZZ_HDR_SIZE),
-                        len,
-                    ));
+                    buf.extend_from_slice(core::slice::from_raw_parts(p.add(afl::SHMEM_FUZZ_HDR_SIZE), len));
                 }
                 true
             }
@@ -138,9 +135,7 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
     if !write_u32(STATUS_FD, afl::HELLO) {
         exit_now(1);
     }
-    let Some(reply) = read_u32(CONTROL_FD) else {
-        exit_now(1)
-    };
+    let Some(reply) = read_u32(CONTROL_FD) else { exit_now(1) };
     // A fuzzer that predates the 4.20 handshake sends no reply: the word we
     // just read is its first "run" command, and test cases come from a file.
     let new_protocol = reply == afl::HELLO_REPLY;
@@ -151,9 +146,8 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
         if use_shm_input {
             options |= afl::OPT_SHDMEM_FUZZ;
         }
-        let ok = write_u32(STATUS_FD, options)
-            && write_u32(STATUS_FD, needed as u32)
-            && write_u32(STATUS_FD, afl::HELLO);
+        let ok =
+            write_u32(STATUS_FD, options) && write_u32(STATUS_FD, needed as u32) && write_u32(STATUS_FD, afl::HELLO);
         if !ok {
             exit_now(1);
         }
@@ -212,9 +206,7 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
             exit_now(1);
         }
         let options = if persistent { libc::WUNTRACED } else { 0 };
-        let Some(status) = waitpid(child, options) else {
-            exit_now(1)
-        };
+        let Some(status) = waitpid(child, options) else { exit_now(1) };
         child_stopped = libc::WIFSTOPPED(status);
         if !write_u32(STATUS_FD, status as u32) {
             kill_and_reap(child);
@@ -225,11 +217,7 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
 
 fn afl_child(harness: fn(&[u8]), input: AflInput, persistent: bool) -> ! {
     let mut buf = Vec::new();
-    let iterations = if persistent {
-        AFL_PERSISTENT_ITERATIONS
-    } else {
-        1
-    };
+    let iterations = if persistent { AFL_PERSISTENT_ITERATIONS } else { 1 };
     for i in 0..iterations {
         if i > 0 {
             // Tell the forkserver this run is done; afl-fuzz clears the map
@@ -252,23 +240,13 @@ fn afl_child(harness: fn(&[u8]), input: AflInput, persistent: bool) -> ! {
 pub fn serve_direct(harness: fn(&[u8])) -> ! {
     let map_size = sancov::map_size() as u32;
     let mut hello = [0u8; 16];
-    for (i, w) in [
-        direct::HELLO,
-        direct::VERSION,
-        map_size,
-        direct::HELLO_FLAG_CMP,
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, w) in [direct::HELLO, direct::VERSION, map_size, direct::HELLO_FLAG_CMP].iter().enumerate() {
         hello[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
     }
     if !write_all(STATUS_FD, &hello) {
         exit_now(1);
     }
-    let Some(shm_id) = read_u32(CONTROL_FD) else {
-        exit_now(1)
-    };
+    let Some(shm_id) = read_u32(CONTROL_FD) else { exit_now(1) };
     let Some(seg) = shm::attach(shm_id as i32) else {
         write_pair(STATUS_FD, direct::MSG_ERROR, direct::ERR_SHMAT);
         exit_now(1);
@@ -330,9 +308,7 @@ pub fn serve_direct(harness: fn(&[u8])) -> ! {
             kill_and_reap(child);
             exit_now(1);
         }
-        let Some(status) = waitpid(child, 0) else {
-            exit_now(1)
-        };
+        let Some(status) = waitpid(child, 0) else { exit_now(1) };
         if !write_pair(STATUS_FD, direct::MSG_DIED, status as u32) {
             exit_now(1);
         }
@@ -382,12 +358,7 @@ fn scan(map: &[u64], virgin: &[u64]) -> (bool, u64) {
     (new, hasher.finish())
 }
 
-fn direct_child(
-    harness: fn(&[u8]),
-    header: &direct::Header,
-    base: *mut u8,
-    layout: direct::Layout,
-) -> ! {
+fn direct_child(harness: fn(&[u8]), header: &direct::Header, base: *mut u8, layout: direct::Layout) -> ! {
     let words = layout.map_size / 8;
     // SAFETY: the layout was validated against the segment, areas are 8-byte
     // aligned, and the segment stays attached for the life of the process.
@@ -395,10 +366,7 @@ fn direct_child(
         (
             core::slice::from_raw_parts(base.add(layout.map_off) as *const u64, words),
             core::slice::from_raw_parts(base.add(layout.virgin_off) as *const u64, words),
-            core::slice::from_raw_parts(
-                base.add(layout.table_off) as *const direct::Entry,
-                layout.table_cap,
-            ),
+            core::slice::from_raw_parts(base.add(layout.table_off) as *const direct::Entry, layout.table_cap),
             base.add(layout.data_off) as *const u8,
         )
     };
@@ -421,17 +389,12 @@ fn direct_child(
         let start = header.batch_start.load(Relaxed) as usize;
         let count = (header.batch_count.load(Relaxed) as usize).min(layout.table_cap);
         let flags = header.flags.load(Relaxed);
-        let log = if flags & direct::RUN_CMPLOG != 0 {
-            cmp_log
-        } else {
-            None
-        };
+        let log = if flags & direct::RUN_CMPLOG != 0 { cmp_log } else { None };
         if let Some(log) = log {
             // SAFETY: `log` points into the validated compare log area.
             unsafe {
                 (*log).count.store(0, Relaxed);
-                let cap = (layout.cmp_size - protocol::cmplog::HEADER_SIZE)
-                    / size_of::<protocol::cmplog::Record>();
+                let cap = (layout.cmp_size - protocol::cmplog::HEADER_SIZE) / size_of::<protocol::cmplog::Record>();
                 (*log).capacity.store(cap as u32, Relaxed);
             }
         }
@@ -447,6 +410,10 @@ fn direct_child(
                 continue;
             }
             sancov::clear_map();
+            // Slot 0 marks "the harness ran" (as with AFL++), so even a run
+            // that crashes before reaching any instrumented edge has a map.
+            // SAFETY: slot 0 is reserved in every map.
+            unsafe { *sancov::map_ptr() = 1 };
             // SAFETY: the entry lies inside the data area (checked above).
             let input = unsafe { core::slice::from_raw_parts(data.add(off), len) };
             crate::run_harness(harness, input);

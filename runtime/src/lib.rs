@@ -45,6 +45,8 @@ mod fdio;
 #[cfg(feature = "runtime")]
 mod forkserver;
 #[cfg(feature = "runtime")]
+mod guard;
+#[cfg(feature = "runtime")]
 mod sancov;
 #[cfg(feature = "runtime")]
 mod shm;
@@ -97,10 +99,7 @@ fn install_panic_hook() {
         // While fuzzing, stderr is usually /dev/null: keep it cheap.
         eprintln!("{info}");
         if STANDALONE.load(Relaxed) {
-            eprintln!(
-                "stack backtrace:\n{}",
-                std::backtrace::Backtrace::force_capture()
-            );
+            eprintln!("stack backtrace:\n{}", std::backtrace::Backtrace::force_capture());
             eprintln!("rfuzz: the input above crashed the target (panic), aborting");
         }
         std::process::abort();
@@ -133,6 +132,8 @@ pub mod __private {
             println!("{}", sancov::map_size());
             std::process::exit(0);
         }
+        guard::init_malloc_limit();
+        guard::init_stack_overflow_handler();
         install_panic_hook();
         init();
         if fdio::is_open(protocol::CONTROL_FD) && fdio::is_open(protocol::STATUS_FD) {

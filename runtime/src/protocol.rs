@@ -37,6 +37,9 @@ pub const SHM_ENV_VAR_SIG: &[u8] = b"__AFL_SHM_ID\0";
 /// Printed by `AFL_DUMP_MAP_SIZE=1 ./target` (AFL++ convention) and
 /// `RFUZZ_INFO=1 ./target` (ours) so tools can size their maps without a handshake.
 pub const DUMP_MAP_SIZE_ENV_VAR: &str = "AFL_DUMP_MAP_SIZE";
+/// Largest single allocation in MiB (like libFuzzer's `-malloc_limit_mb`);
+/// a larger one is reported as out-of-memory.
+pub const MALLOC_LIMIT_ENV_VAR: &str = "RFUZZ_MALLOC_LIMIT_MB";
 /// `RFUZZ_INFO=1 ./target` prints the runtime version, guard count and map size.
 pub const INFO_ENV_VAR: &str = "RFUZZ_INFO";
 
@@ -66,12 +69,9 @@ impl PathHasher {
     /// Adds non-zero classified word `w` found at word index `index`.
     #[inline]
     pub fn word(&mut self, index: usize, w: u64) {
-        let m =
-            (w ^ 0xa076_1d64_78bd_642f) as u128 * (index as u64 ^ 0xe703_7ed1_a0b4_28db) as u128;
+        let m = (w ^ 0xa076_1d64_78bd_642f) as u128 * (index as u64 ^ 0xe703_7ed1_a0b4_28db) as u128;
         let x = (m as u64) ^ ((m >> 64) as u64);
-        self.0 = (self.0 ^ x)
-            .rotate_left(23)
-            .wrapping_mul(0x9fb2_1c65_1e98_df25);
+        self.0 = (self.0 ^ x).rotate_left(23).wrapping_mul(0x9fb2_1c65_1e98_df25);
     }
 
     /// The hash.
@@ -377,10 +377,7 @@ pub mod direct {
             let areas = [
                 (self.map_off, self.map_size),
                 (self.virgin_off, self.map_size),
-                (
-                    self.table_off,
-                    self.table_cap.saturating_mul(core::mem::size_of::<Entry>()),
-                ),
+                (self.table_off, self.table_cap.saturating_mul(core::mem::size_of::<Entry>())),
                 (self.data_off, self.data_cap),
                 (self.cmp_off, self.cmp_size),
                 (self.paths_off, self.paths_len.saturating_mul(4)),
@@ -388,9 +385,7 @@ pub mod direct {
             self.paths_len.is_power_of_two()
                 && self.total_size <= segment_size
                 && areas.iter().all(|&(off, len)| {
-                    off >= HEADER_SIZE
-                        && off % 8 == 0
-                        && matches!(end(off, len), Some(e) if e <= self.total_size)
+                    off >= HEADER_SIZE && off % 8 == 0 && matches!(end(off, len), Some(e) if e <= self.total_size)
                 })
         }
     }

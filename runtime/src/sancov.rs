@@ -73,11 +73,7 @@ fn alloc_private_map(len: usize) -> *mut u8 {
             0,
         )
     };
-    if p == libc::MAP_FAILED {
-        core::ptr::null_mut()
-    } else {
-        p.cast()
-    }
+    if p == libc::MAP_FAILED { core::ptr::null_mut() } else { p.cast() }
 }
 
 /// Called by each instrumented module's constructor with its guard array.
@@ -189,47 +185,19 @@ pub(crate) mod cmp {
             /// SanitizerCoverage compare hook.
             #[unsafe(no_mangle)]
             pub extern "C" fn $name(a: $t, b: $t) {
-                push(
-                    cmplog::KIND_INT,
-                    size_of::<$t>() as u8,
-                    0,
-                    &a.to_le_bytes(),
-                    &b.to_le_bytes(),
-                );
+                push(cmplog::KIND_INT, size_of::<$t>() as u8, 0, &a.to_le_bytes(), &b.to_le_bytes());
             }
             /// SanitizerCoverage compare hook (first operand is a constant).
             #[unsafe(no_mangle)]
             pub extern "C" fn $const_name(a: $t, b: $t) {
-                push(
-                    cmplog::KIND_INT,
-                    size_of::<$t>() as u8,
-                    1,
-                    &a.to_le_bytes(),
-                    &b.to_le_bytes(),
-                );
+                push(cmplog::KIND_INT, size_of::<$t>() as u8, 1, &a.to_le_bytes(), &b.to_le_bytes());
             }
         };
     }
-    int_cmp!(
-        __sanitizer_cov_trace_cmp1,
-        __sanitizer_cov_trace_const_cmp1,
-        u8
-    );
-    int_cmp!(
-        __sanitizer_cov_trace_cmp2,
-        __sanitizer_cov_trace_const_cmp2,
-        u16
-    );
-    int_cmp!(
-        __sanitizer_cov_trace_cmp4,
-        __sanitizer_cov_trace_const_cmp4,
-        u32
-    );
-    int_cmp!(
-        __sanitizer_cov_trace_cmp8,
-        __sanitizer_cov_trace_const_cmp8,
-        u64
-    );
+    int_cmp!(__sanitizer_cov_trace_cmp1, __sanitizer_cov_trace_const_cmp1, u8);
+    int_cmp!(__sanitizer_cov_trace_cmp2, __sanitizer_cov_trace_const_cmp2, u16);
+    int_cmp!(__sanitizer_cov_trace_cmp4, __sanitizer_cov_trace_const_cmp4, u32);
+    int_cmp!(__sanitizer_cov_trace_cmp8, __sanitizer_cov_trace_const_cmp8, u64);
 
     /// SanitizerCoverage `switch` hook: `cases[0]` is the number of cases,
     /// `cases[1]` the operand width in bits, then the case values.
@@ -248,13 +216,7 @@ pub(crate) mod cmp {
             let size = (bits / 8).clamp(1, 8) as usize;
             for i in 0..n {
                 let c = *cases.add(2 + i);
-                push(
-                    cmplog::KIND_SWITCH,
-                    size as u8,
-                    1,
-                    &val.to_le_bytes()[..size],
-                    &c.to_le_bytes()[..size],
-                );
+                push(cmplog::KIND_SWITCH, size as u8, 1, &val.to_le_bytes()[..size], &c.to_le_bytes()[..size]);
             }
         }
     }

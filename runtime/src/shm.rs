@@ -21,15 +21,8 @@ pub fn attach(id: i32) -> Option<Segment> {
     // SAFETY: an all-zero shmid_ds is a valid value for IPC_STAT to fill in.
     let mut ds: libc::shmid_ds = unsafe { core::mem::zeroed() };
     // SAFETY: `ds` is a valid out-parameter for IPC_STAT.
-    let size = if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } == 0 {
-        ds.shm_segsz
-    } else {
-        0
-    };
-    Some(Segment {
-        ptr: p.cast(),
-        size,
-    })
+    let size = if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } == 0 { ds.shm_segsz } else { 0 };
+    Some(Segment { ptr: p.cast(), size })
 }
 
 /// Attaches the segment whose id is in environment variable `var`.

@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 
 fn collect(arg: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if arg.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(arg)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(arg)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
         entries.sort();
         out.extend(entries);
     } else {
@@ -47,10 +45,7 @@ pub fn run(harness: fn(&[u8])) -> ! {
     for arg in &args {
         let path = Path::new(arg);
         if arg.to_string_lossy().starts_with('-') && !path.exists() {
-            eprintln!(
-                "rfuzz: ignoring option {} (this binary takes input files or directories)",
-                path.display()
-            );
+            eprintln!("rfuzz: ignoring option {} (this binary takes input files or directories)", path.display());
             continue;
         }
         if let Err(e) = collect(path, &mut inputs) {

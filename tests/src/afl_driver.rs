@@ -25,11 +25,7 @@ impl Shm {
     fn new(size: usize) -> io::Result<Shm> {
         // SAFETY: plain syscalls; the result is checked.
         unsafe {
-            let id = libc::shmget(
-                libc::IPC_PRIVATE,
-                size,
-                libc::IPC_CREAT | libc::IPC_EXCL | 0o600,
-            );
+            let id = libc::shmget(libc::IPC_PRIVATE, size, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
             if id < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -39,11 +35,7 @@ impl Shm {
                 libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
                 return Err(e);
             }
-            Ok(Shm {
-                id,
-                ptr: ptr.cast(),
-                size,
-            })
+            Ok(Shm { id, ptr: ptr.cast(), size })
         }
     }
 
@@ -93,8 +85,7 @@ impl Run {
     /// Whether the run finished normally (exited 0, or stopped itself in
     /// persistent mode).
     pub fn ok(&self) -> bool {
-        libc::WIFSTOPPED(self.status)
-            || (libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0)
+        libc::WIFSTOPPED(self.status) || (libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0)
     }
 }
 
@@ -133,9 +124,7 @@ impl AflDriver {
         // SAFETY: only async-signal-safe dup2 calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(ctl_fd, protocol::CONTROL_FD) < 0
-                    || libc::dup2(st_fd, protocol::STATUS_FD) < 0
-                {
+                if libc::dup2(ctl_fd, protocol::CONTROL_FD) < 0 || libc::dup2(st_fd, protocol::STATUS_FD) < 0 {
                     return Err(io::Error::last_os_error());
                 }
                 Ok(())
@@ -175,9 +164,7 @@ impl AflDriver {
         }
         let again = d.read_u32()?;
         if again != afl::HELLO {
-            return Err(io::Error::other(format!(
-                "unexpected final hello {again:#x}"
-            )));
+            return Err(io::Error::other(format!("unexpected final hello {again:#x}")));
         }
         Ok(d)
     }
@@ -202,11 +189,7 @@ impl AflDriver {
         let pid = self.read_u32()? as i32;
         let status = self.read_u32()? as i32;
         self.stopped_child = (self.persistent && libc::WIFSTOPPED(status)).then_some(pid);
-        Ok(Run {
-            status,
-            map: self.map.slice()[..self.map_size].to_vec(),
-            pid,
-        })
+        Ok(Run { status, map: self.map.slice()[..self.map_size].to_vec(), pid })
     }
 }
 

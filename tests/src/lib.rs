@@ -11,10 +11,7 @@ use std::sync::OnceLock;
 
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The `cargo-rfuzz` binary built by this `cargo test` run (it sits beside
@@ -24,16 +21,9 @@ pub fn cargo_rfuzz_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test exe in target/<profile>/deps");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("test exe in target/<profile>/deps");
     let bin = profile_dir.join("cargo-rfuzz");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        bin.display()
-    );
+    assert!(bin.is_file(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
     bin
 }
 
@@ -47,9 +37,7 @@ pub fn rfuzz_cmd() -> Command {
 /// Runs a command and returns its output, with stderr echoed for debugging
 /// when the test fails.
 pub fn output(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
     eprintln!(
         "$ {cmd:?}\n--- status: {}\n--- stdout:\n{}\n--- stderr:\n{}",
         out.status,
@@ -69,16 +57,9 @@ pub fn planted_dir() -> PathBuf {
 pub fn planted_binary(target: &str) -> PathBuf {
     static BUILT: OnceLock<Vec<PathBuf>> = OnceLock::new();
     let all = BUILT.get_or_init(|| {
-        let out = output(
-            rfuzz_cmd()
-                .arg("build")
-                .current_dir(planted_dir().join("fuzz")),
-        );
+        let out = output(rfuzz_cmd().arg("build").current_dir(planted_dir().join("fuzz")));
         assert!(out.status.success(), "building the planted fixture failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(PathBuf::from)
-            .collect()
+        String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect()
     });
     all.iter()
         .find(|p| p.file_name().is_some_and(|n| n == target))
@@ -94,12 +75,7 @@ pub struct Scratch {
 impl Scratch {
     /// A new empty directory.
     pub fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::Builder::new()
-                .prefix("rfuzz-test-")
-                .tempdir()
-                .expect("tempdir"),
-        }
+        Scratch { dir: tempfile::Builder::new().prefix("rfuzz-test-").tempdir().expect("tempdir") }
     }
 
     /// Its path.
@@ -117,11 +93,7 @@ impl Scratch {
 
     /// Creates a library crate named `name` inside and returns its directory.
     pub fn new_lib_crate(&self, name: &str) -> PathBuf {
-        let out = output(
-            Command::new("cargo")
-                .args(["new", "--lib", "--vcs", "none", name])
-                .current_dir(self.path()),
-        );
+        let out = output(Command::new("cargo").args(["new", "--lib", "--vcs", "none", name]).current_dir(self.path()));
         assert!(out.status.success(), "cargo new failed");
         self.path().join(name)
     }
@@ -135,12 +107,7 @@ impl Default for Scratch {
 
 /// The last non-empty line of a command's stdout.
 pub fn last_stdout_line(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_default()
-        .to_string()
+    String::from_utf8_lossy(&out.stdout).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string()
 }
 
 /// Number of instrumented edges a target reports (`RFUZZ_INFO=1`).
@@ -148,9 +115,6 @@ pub fn guard_count(binary: &Path) -> u32 {
     let out = output(Command::new(binary).env("RFUZZ_INFO", "1"));
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("guards: ")
-                .map(|n| n.trim().parse().unwrap())
-        })
+        .find_map(|l| l.strip_prefix("guards: ").map(|n| n.trim().parse().unwrap()))
         .expect("guards line")
 }

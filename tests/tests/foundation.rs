@@ -12,41 +12,22 @@ fn init_and_build_a_fresh_library_crate() {
     let out = output(rfuzz_cmd().arg("init").current_dir(&krate));
     assert!(out.status.success());
     let manifest = std::fs::read_to_string(krate.join("fuzz/Cargo.toml")).unwrap();
-    assert!(
-        manifest.contains("rfuzz = \"0.1\""),
-        "portable dependency on the runtime"
-    );
-    assert!(
-        !manifest.contains(&*krate.to_string_lossy()),
-        "no absolute paths in fuzz/Cargo.toml"
-    );
+    assert!(manifest.contains("rfuzz = \"0.1\""), "portable dependency on the runtime");
+    assert!(!manifest.contains(&*krate.to_string_lossy()), "no absolute paths in fuzz/Cargo.toml");
 
     let out = output(rfuzz_cmd().arg("add").arg("second").current_dir(&krate));
     assert!(out.status.success());
     let out = output(rfuzz_cmd().arg("list").current_dir(krate.join("src")));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "fuzz_target_1\nsecond\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fuzz_target_1\nsecond\n");
 
-    let out = output(
-        rfuzz_cmd()
-            .args(["build", "fuzz_target_1"])
-            .current_dir(&krate),
-    );
+    let out = output(rfuzz_cmd().args(["build", "fuzz_target_1"]).current_dir(&krate));
     assert!(out.status.success());
     let binary = std::path::PathBuf::from(last_stdout_line(&out));
-    assert!(
-        binary.is_absolute() && binary.is_file(),
-        "build prints the binary path last: {binary:?}"
-    );
+    assert!(binary.is_absolute() && binary.is_file(), "build prints the binary path last: {binary:?}");
 
     // The runtime is not instrumented: a trivial target has few edges.
     let guards = guard_count(&binary);
-    assert!(
-        guards > 0 && guards < 100,
-        "trivial target has {guards} guards"
-    );
+    assert!(guards > 0 && guards < 100, "trivial target has {guards} guards");
 
     // Standalone: runs a file once and exits 0.
     let input = scratch.write("input", b"hello");
@@ -68,21 +49,14 @@ fn a_crate_with_a_proc_macro_dependency_builds() {
          pub fn parse(data: &[u8]) -> Point { Point { x: data.len() as i32, y: 0 } }\n",
     )
     .unwrap();
-    assert!(
-        output(rfuzz_cmd().arg("init").current_dir(&krate))
-            .status
-            .success()
-    );
+    assert!(output(rfuzz_cmd().arg("init").current_dir(&krate)).status.success());
     std::fs::write(
         krate.join("fuzz/fuzz_targets/fuzz_target_1.rs"),
         "#![no_main]\nrfuzz::fuzz_target!(|data: &[u8]| { let _ = withderive::parse(data); });\n",
     )
     .unwrap();
     let out = output(rfuzz_cmd().arg("build").current_dir(&krate));
-    assert!(
-        out.status.success(),
-        "serde_derive (a proc-macro) must stay uninstrumented"
-    );
+    assert!(out.status.success(), "serde_derive (a proc-macro) must stay uninstrumented");
     assert!(std::path::Path::new(&last_stdout_line(&out)).is_file());
 }
 
@@ -90,11 +64,7 @@ fn a_crate_with_a_proc_macro_dependency_builds() {
 fn typed_targets_take_arbitrary_inputs() {
     let scratch = Scratch::new();
     let krate = scratch.new_lib_crate("typed");
-    assert!(
-        output(rfuzz_cmd().arg("init").current_dir(&krate))
-            .status
-            .success()
-    );
+    assert!(output(rfuzz_cmd().arg("init").current_dir(&krate)).status.success());
     std::fs::write(
         krate.join("fuzz/fuzz_targets/fuzz_target_1.rs"),
         "#![no_main]\nrfuzz::fuzz_target!(|input: (u8, bool)| {\n    if input.0 == 7 && input.1 { panic!(\"typed crash\") }\n});\n",
@@ -123,23 +93,13 @@ fn standalone_mode_reproduces_a_crash_with_a_backtrace() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(out.status.signal(), Some(libc::SIGABRT), "a panic aborts");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("planted bug: magic prefix"),
-        "names the panic"
-    );
-    assert!(
-        stderr.contains("stack backtrace:") && stderr.contains("planted::magic"),
-        "prints a backtrace"
-    );
+    assert!(stderr.contains("planted bug: magic prefix"), "names the panic");
+    assert!(stderr.contains("stack backtrace:") && stderr.contains("planted::magic"), "prints a backtrace");
 
     // A directory argument runs every file in it; stdin works too.
     let out = output(Command::new(&binary).arg(scratch.path()));
     assert_eq!(out.status.signal(), Some(libc::SIGABRT));
-    let out = output(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("printf 'RFZ!' | {}", binary.display())),
-    );
+    let out = output(Command::new("sh").arg("-c").arg(format!("printf 'RFZ!' | {}", binary.display())));
     assert!(!out.status.success());
 }
 
@@ -147,24 +107,15 @@ fn standalone_mode_reproduces_a_crash_with_a_backtrace() {
 fn afl_protocol_fork_mode_gives_distinct_coverage_and_crash_status() {
     let binary = planted_binary("nested");
     let mut d = AflDriver::start(&binary, false).expect("handshake");
-    assert!(
-        d.options & rfuzz::protocol::afl::OPT_SHDMEM_FUZZ != 0,
-        "test cases through shared memory"
-    );
+    assert!(d.options & rfuzz::protocol::afl::OPT_SHDMEM_FUZZ != 0, "test cases through shared memory");
     assert_eq!(d.map_size % 64, 0);
     let a = d.run(b"x").unwrap();
     let b = d.run(b"ne").unwrap();
     let c = d.run(b"nes").unwrap();
-    assert!(
-        a.ok() && b.ok(),
-        "harmless inputs exit normally: {a:?} {b:?}"
-    );
+    assert!(a.ok() && b.ok(), "harmless inputs exit normally: {a:?} {b:?}");
     assert_ne!(a.map, b.map, "distinct inputs give distinct coverage");
     assert_ne!(a.pid, b.pid, "fork mode forks per execution");
-    assert!(
-        c.signaled(libc::SIGABRT),
-        "crashing input gives a crash status: {c:?}"
-    );
+    assert!(c.signaled(libc::SIGABRT), "crashing input gives a crash status: {c:?}");
     assert_eq!(a.map[0], 1, "slot 0 is set on every run");
 }
 
@@ -198,18 +149,11 @@ fn afl_protocol_persistent_mode_reuses_the_child_and_is_stable() {
 #[test]
 fn unknown_target_lists_the_known_ones() {
     planted_binary("trivial");
-    let out = output(
-        rfuzz_cmd()
-            .args(["build", "no_such_target"])
-            .current_dir(planted_dir()),
-    );
+    let out = output(rfuzz_cmd().args(["build", "no_such_target"]).current_dir(planted_dir()));
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown fuzz target `no_such_target`"));
-    assert!(
-        stderr.contains("magic") && stderr.contains("trivial"),
-        "lists known targets: {stderr}"
-    );
+    assert!(stderr.contains("magic") && stderr.contains("trivial"), "lists known targets: {stderr}");
 }
 
 #[test]
@@ -229,11 +173,7 @@ fn outside_a_cargo_project_is_a_clear_error() {
 fn a_build_failure_shows_cargos_error() {
     let scratch = Scratch::new();
     let krate = scratch.new_lib_crate("broken");
-    assert!(
-        output(rfuzz_cmd().arg("init").current_dir(&krate))
-            .status
-            .success()
-    );
+    assert!(output(rfuzz_cmd().arg("init").current_dir(&krate)).status.success());
     std::fs::write(
         krate.join("fuzz/fuzz_targets/fuzz_target_1.rs"),
         "#![no_main]\nrfuzz::fuzz_target!(|data: &[u8]| { not_a_function(data) });\n",
@@ -242,9 +182,6 @@ fn a_build_failure_shows_cargos_error() {
     let out = output(rfuzz_cmd().arg("build").current_dir(&krate));
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("not_a_function"),
-        "cargo's diagnostic is shown"
-    );
+    assert!(stderr.contains("not_a_function"), "cargo's diagnostic is shown");
     assert!(stderr.contains("failed to build fuzz target"));
 }

@@ -23,13 +23,7 @@ pub struct BenchExecArgs {
     pub input: Option<PathBuf>,
 }
 
-fn measure(
-    name: &str,
-    exec: &mut dyn Executor,
-    input: &[u8],
-    secs: f64,
-    batched: bool,
-) -> Result<f64> {
+fn measure(name: &str, exec: &mut dyn Executor, input: &[u8], secs: f64, batched: bool) -> Result<f64> {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
     let mut n: u64 = 0;
@@ -59,10 +53,7 @@ pub fn run(args: BenchExecArgs) -> Result<i32> {
         Some(p) => std::fs::read(p)?,
         None => b"benchmark input!".to_vec(),
     };
-    let cmd = TargetCommand {
-        binary: args.binary.clone(),
-        ..Default::default()
-    };
+    let cmd = TargetCommand { binary: args.binary.clone(), ..Default::default() };
     let tmp = std::env::temp_dir().join(format!("rfuzz-bench-{}", std::process::id()));
     let afl = |persistent| AflConfig {
         persistent,
@@ -87,20 +78,8 @@ pub fn run(args: BenchExecArgs) -> Result<i32> {
         false,
     )?;
     let mut direct = DirectExecutor::start(&cmd, &DirectConfig::default())?;
-    let single = measure(
-        "direct, one input per request",
-        &mut direct,
-        &input,
-        args.seconds,
-        false,
-    )?;
-    let batch = measure(
-        "direct, batches of 512",
-        &mut direct,
-        &input,
-        args.seconds,
-        true,
-    )?;
+    let single = measure("direct, one input per request", &mut direct, &input, args.seconds, false)?;
+    let batch = measure("direct, batches of 512", &mut direct, &input, args.seconds, true)?;
     let _ = std::fs::remove_file(&tmp);
     println!(
         "ratios vs fork: persistent {:.1}x, direct {:.1}x, batched {:.1}x",

@@ -32,18 +32,13 @@ impl BuildFlags {
     /// The instrument crate's options for these flags.
     pub fn options(&self, quiet: bool) -> Result<BuildOptions> {
         Ok(BuildOptions {
-            profile: if self.dev {
-                Profile::Dev
-            } else {
-                Profile::Release
-            },
+            profile: if self.dev { Profile::Dev } else { Profile::Release },
             features: self.features.clone(),
             all_features: self.all_features,
             no_default_features: self.no_default_features,
             target_triple: self.triple.clone(),
             runtime_source: Some(crate::runtime_src::materialize()?),
-            wrapper_exe: std::env::current_exe()
-                .context("failed to locate the cargo-rfuzz executable")?,
+            wrapper_exe: std::env::current_exe().context("failed to locate the cargo-rfuzz executable")?,
             quiet: quiet && !self.verbose,
             verbose: self.verbose,
         })
@@ -69,19 +64,13 @@ pub fn guard_count(binary: &std::path::Path) -> Option<u32> {
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-        l.strip_prefix("guards: ")
-            .and_then(|n| n.trim().parse().ok())
-    })
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("guards: ").and_then(|n| n.trim().parse().ok()))
 }
 
 /// Builds `targets` of `project`, reporting each on stderr.
-pub fn build_targets(
-    project: &FuzzProject,
-    targets: &[String],
-    flags: &BuildFlags,
-    quiet: bool,
-) -> Result<Vec<Built>> {
+pub fn build_targets(project: &FuzzProject, targets: &[String], flags: &BuildFlags, quiet: bool) -> Result<Vec<Built>> {
     let opts = flags.options(quiet)?;
     let built = rfuzz_instrument::build(project, targets, &opts)?;
     for b in &built {

@@ -23,12 +23,7 @@ pub struct FuzzArgs {
     #[arg(short = 'o', long = "output", value_name = "SYNC_DIR")]
     pub output: Option<PathBuf>,
     /// Run as the main instance with this id (default: -M main).
-    #[arg(
-        short = 'M',
-        long = "main",
-        value_name = "ID",
-        conflicts_with = "secondary"
-    )]
+    #[arg(short = 'M', long = "main", value_name = "ID", conflicts_with = "secondary")]
     pub main: Option<String>,
     /// Run as a secondary instance with this id.
     #[arg(short = 'S', long = "secondary", value_name = "ID")]
@@ -51,6 +46,9 @@ pub struct FuzzArgs {
     /// Stop after this many seconds; exit 1 if crashes were saved.
     #[arg(long, value_name = "S")]
     pub max_total_time: Option<u64>,
+    /// Stop at the first crash saved.
+    #[arg(long)]
+    pub exit_on_crash: bool,
     /// Plain progress lines instead of the status screen.
     #[arg(long)]
     pub no_ui: bool,
@@ -115,13 +113,9 @@ pub fn resolve(
 ) -> Result<ResolvedTarget> {
     if let Some(b) = binary {
         let binary = super::absolute(b)?;
-        let name = target.map(str::to_string).unwrap_or_else(|| {
-            binary
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        });
+        let name = target
+            .map(str::to_string)
+            .unwrap_or_else(|| binary.file_name().unwrap_or_default().to_string_lossy().into_owned());
         return Ok(ResolvedTarget {
             repro: format!("{} {{}}", shell_quote(&binary.to_string_lossy())),
             name,
@@ -131,9 +125,7 @@ pub fn resolve(
         });
     }
     let Some(name) = target else {
-        anyhow::bail!(UsageError(
-            "name a fuzz target (see `cargo rfuzz list`) or pass --binary PATH".into()
-        ));
+        anyhow::bail!(UsageError("name a fuzz target (see `cargo rfuzz list`) or pass --binary PATH".into()));
     };
     let p = project.load()?;
     p.target(name)?;
@@ -141,10 +133,7 @@ pub fn resolve(
     let binary = built.into_iter().next().expect("one target built").binary;
     let fuzz_dir = p.fuzz_dir.to_string_lossy().into_owned();
     Ok(ResolvedTarget {
-        repro: format!(
-            "cargo rfuzz repro --fuzz-dir {} {name} {{}}",
-            shell_quote(&fuzz_dir)
-        ),
+        repro: format!("cargo rfuzz repro --fuzz-dir {} {name} {{}}", shell_quote(&fuzz_dir)),
         name: name.to_string(),
         binary,
         default_sync_dir: Some(p.sync_dir(name)),
@@ -164,24 +153,18 @@ impl FuzzArgs {
         let sync_dir = match (&self.output, &resolved.default_sync_dir) {
             (Some(o), _) => super::absolute(o)?,
             (None, Some(d)) => d.clone(),
-            (None, None) => anyhow::bail!(UsageError(
-                "with --binary, name the sync directory with -o DIR".into()
-            )),
+            (None, None) => anyhow::bail!(UsageError("with --binary, name the sync directory with -o DIR".into())),
         };
         let seeds = match &self.input {
-            Some(i) if !i.exists() => anyhow::bail!(UsageError(format!(
-                "seed directory {} does not exist",
-                i.display()
-            ))),
+            Some(i) if !i.exists() => {
+                anyhow::bail!(UsageError(format!("seed directory {} does not exist", i.display())))
+            }
             Some(i) => Some(super::absolute(i)?),
             None => resolved.default_seeds.clone(),
         };
         for d in &self.dict {
             if !d.exists() {
-                anyhow::bail!(UsageError(format!(
-                    "dictionary {} does not exist",
-                    d.display()
-                )));
+                anyhow::bail!(UsageError(format!("dictionary {} does not exist", d.display())));
             }
         }
         let ui = if self.quiet {
@@ -191,10 +174,7 @@ impl FuzzArgs {
         } else {
             UiMode::Screen
         };
-        let command_line = std::env::args()
-            .map(|a| shell_quote(&a))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let command_line = std::env::args().map(|a| shell_quote(&a)).collect::<Vec<_>>().join(" ");
         Ok(Config {
             sync_dir,
             id,
@@ -205,6 +185,7 @@ impl FuzzArgs {
             timeout: self.timeout.map(Duration::from_millis),
             mem_limit_mb: self.memory,
             max_total_time: self.max_total_time.map(Duration::from_secs),
+            exit_on_crash: self.exit_on_crash,
             target: TargetCommand {
                 binary: resolved.binary.clone(),
                 args: self.target_args.clone(),
@@ -219,11 +200,7 @@ impl FuzzArgs {
             rng_seed: self.seed,
             sync: !self.no_sync,
             flavor: Flavor::for_instance(self.flavor),
-            executor: if self.afl_protocol {
-                ExecutorChoice::Afl
-            } else {
-                ExecutorChoice::Auto
-            },
+            executor: if self.afl_protocol { ExecutorChoice::Afl } else { ExecutorChoice::Auto },
             command_line,
             repro_command: resolved.repro.clone(),
         })
@@ -232,20 +209,10 @@ impl FuzzArgs {
 
 /// Runs `cargo rfuzz fuzz`.
 pub fn run(args: FuzzArgs) -> Result<i32> {
-    let resolved = resolve(
-        args.target.as_deref(),
-        args.binary.as_ref(),
-        &args.project,
-        &args.build,
-        true,
-    )?;
+    let resolved = resolve(args.target.as_deref(), args.binary.as_ref(), &args.project, &args.build, true)?;
     let cfg = args.config(&resolved)?;
     fuzzer::install_stop_handlers();
-    let (id, dir, quiet) = (
-        cfg.id.clone(),
-        cfg.sync_dir.join(&cfg.id),
-        cfg.ui == UiMode::Quiet,
-    );
+    let (id, dir, quiet) = (cfg.id.clone(), cfg.sync_dir.join(&cfg.id), cfg.ui == UiMode::Quiet);
     let outcome = fuzzer::run(cfg)?;
     if !quiet {
         eprintln!(

@@ -18,9 +18,7 @@ pub struct InitArgs {
 /// file has no absolute paths and builds on any machine.
 pub fn fuzz_manifest(parent: Option<&str>, first_target: &str) -> String {
     let mut m = String::new();
-    let name = parent
-        .map(|p| format!("{p}-fuzz"))
-        .unwrap_or_else(|| "fuzz".to_string());
+    let name = parent.map(|p| format!("{p}-fuzz")).unwrap_or_else(|| "fuzz".to_string());
     m.push_str(&format!(
         "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\npublish = false\nedition = \"2021\"\n\n\
          [package.metadata]\nrfuzz = true\n\n[dependencies]\nrfuzz = \"0.1\"\n"
@@ -47,23 +45,16 @@ pub fn bin_section(name: &str) -> String {
 /// Source of a new fuzz target, the cargo-fuzz template with `rfuzz`.
 pub fn target_source(parent: Option<&str>) -> String {
     let hint = match parent {
-        Some(p) => format!(
-            "    // Call the code under test, e.g. `let _ = {}::parse(data);`\n",
-            p.replace('-', "_")
-        ),
+        Some(p) => format!("    // Call the code under test, e.g. `let _ = {}::parse(data);`\n", p.replace('-', "_")),
         None => "    // Call the code under test with `data`.\n".to_string(),
     };
-    format!(
-        "#![no_main]\n\nuse rfuzz::fuzz_target;\n\nfuzz_target!(|data: &[u8]| {{\n{hint}    let _ = data;\n}});\n"
-    )
+    format!("#![no_main]\n\nuse rfuzz::fuzz_target;\n\nfuzz_target!(|data: &[u8]| {{\n{hint}    let _ = data;\n}});\n")
 }
 
 /// Checks a target name: it becomes a file name and a binary name.
 pub fn validate_target_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && !name.starts_with(|c: char| c.is_ascii_digit() || c == '-');
     if !ok {
         anyhow::bail!(UsageError(format!(
@@ -93,29 +84,15 @@ pub fn run(args: InitArgs) -> Result<i32> {
     }
     let parent = package_name(&root)?;
     let targets = fuzz.join("fuzz_targets");
-    std::fs::create_dir_all(&targets)
-        .with_context(|| format!("failed to create {}", targets.display()))?;
+    std::fs::create_dir_all(&targets).with_context(|| format!("failed to create {}", targets.display()))?;
     let write = |path: &Path, text: &str| -> Result<()> {
         std::fs::write(path, text).with_context(|| format!("failed to write {}", path.display()))
     };
-    write(
-        &fuzz.join("Cargo.toml"),
-        &fuzz_manifest(parent.as_deref(), &args.target),
-    )?;
+    write(&fuzz.join("Cargo.toml"), &fuzz_manifest(parent.as_deref(), &args.target))?;
     write(&fuzz.join(".gitignore"), "target\nsync\n")?;
-    write(
-        &targets.join(format!("{}.rs", args.target)),
-        &target_source(parent.as_deref()),
-    )?;
-    eprintln!(
-        "     Created fuzz project in {} with target `{}`",
-        fuzz.display(),
-        args.target
-    );
-    eprintln!(
-        "        Next: edit fuzz/fuzz_targets/{}.rs, then `cargo rfuzz run {}`",
-        args.target, args.target
-    );
+    write(&targets.join(format!("{}.rs", args.target)), &target_source(parent.as_deref()))?;
+    eprintln!("     Created fuzz project in {} with target `{}`", fuzz.display(), args.target);
+    eprintln!("        Next: edit fuzz/fuzz_targets/{}.rs, then `cargo rfuzz run {}`", args.target, args.target);
     Ok(crate::exit::SUCCESS)
 }
 

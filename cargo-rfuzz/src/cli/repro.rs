@@ -25,19 +25,11 @@ pub struct ReproArgs {
 pub fn run(args: ReproArgs) -> Result<i32> {
     let project = args.project.load()?;
     project.target(&args.target)?;
-    let built = build_targets(
-        &project,
-        std::slice::from_ref(&args.target),
-        &args.build,
-        true,
-    )?;
+    let built = build_targets(&project, std::slice::from_ref(&args.target), &args.build, true)?;
     let binary = &built[0].binary;
     for i in &args.inputs {
         if !i.exists() {
-            anyhow::bail!(super::UsageError(format!(
-                "input {} does not exist",
-                i.display()
-            )));
+            anyhow::bail!(super::UsageError(format!("input {} does not exist", i.display())));
         }
     }
     let status = std::process::Command::new(binary)
@@ -46,7 +38,5 @@ pub fn run(args: ReproArgs) -> Result<i32> {
         .status()
         .with_context(|| format!("failed to run {}", binary.display()))?;
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

@@ -26,11 +26,7 @@ fn operand(bytes: &[u8; cmplog::BYTES_MAX], size: usize) -> u64 {
 
 /// Whether a constant is worth a token: not tiny, not all ones.
 fn interesting_constant(v: u64, width: usize) -> bool {
-    let all_ones = if width >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (width * 8)) - 1
-    };
+    let all_ones = if width >= 8 { u64::MAX } else { (1u64 << (width * 8)) - 1 };
     v > 0xff && v != all_ones && v != all_ones >> 1
 }
 
@@ -43,11 +39,7 @@ pub fn tokens(records: &[Record]) -> Vec<Vec<u8>> {
             cmplog::KIND_INT | cmplog::KIND_SWITCH if size >= 2 && r.is_const == 1 => {
                 // For const compares and switches the constant is operand `a`
                 // (SanitizerCoverage puts it first) and the case value `b`.
-                let c = if r.kind == cmplog::KIND_SWITCH {
-                    operand(&r.b, size)
-                } else {
-                    operand(&r.a, size)
-                };
+                let c = if r.kind == cmplog::KIND_SWITCH { operand(&r.b, size) } else { operand(&r.a, size) };
                 if interesting_constant(c, size) {
                     let le = significant_le(c, size);
                     let mut be = le.clone();
@@ -71,15 +63,7 @@ mod tests {
     use super::*;
 
     fn int_record(a: u64, b: u64, size: u8, is_const: u8) -> Record {
-        let mut r = Record {
-            kind: cmplog::KIND_INT,
-            size,
-            is_const,
-            reserved: 0,
-            site: 0,
-            a: [0; 32],
-            b: [0; 32],
-        };
+        let mut r = Record { kind: cmplog::KIND_INT, size, is_const, reserved: 0, site: 0, a: [0; 32], b: [0; 32] };
         r.a[..8].copy_from_slice(&a.to_le_bytes());
         r.b[..8].copy_from_slice(&b.to_le_bytes());
         r

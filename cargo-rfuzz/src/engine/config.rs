@@ -62,30 +62,10 @@ impl Flavor {
     /// The flavour of the `n`-th instance of a run (0 is the main).
     pub fn for_instance(n: usize) -> Flavor {
         match n % 4 {
-            0 => Flavor {
-                havoc_stack_pow: 7,
-                splice_one_in: 10,
-                energy_percent: 100,
-                schedule: Schedule::Fast,
-            },
-            1 => Flavor {
-                havoc_stack_pow: 4,
-                splice_one_in: 6,
-                energy_percent: 100,
-                schedule: Schedule::Explore,
-            },
-            2 => Flavor {
-                havoc_stack_pow: 7,
-                splice_one_in: 20,
-                energy_percent: 200,
-                schedule: Schedule::Exploit,
-            },
-            _ => Flavor {
-                havoc_stack_pow: 5,
-                splice_one_in: 4,
-                energy_percent: 100,
-                schedule: Schedule::Fast,
-            },
+            0 => Flavor { havoc_stack_pow: 7, splice_one_in: 10, energy_percent: 100, schedule: Schedule::Fast },
+            1 => Flavor { havoc_stack_pow: 4, splice_one_in: 6, energy_percent: 100, schedule: Schedule::Explore },
+            2 => Flavor { havoc_stack_pow: 7, splice_one_in: 20, energy_percent: 200, schedule: Schedule::Exploit },
+            _ => Flavor { havoc_stack_pow: 5, splice_one_in: 4, energy_percent: 100, schedule: Schedule::Fast },
         }
     }
 }
@@ -111,6 +91,8 @@ pub struct Config {
     pub mem_limit_mb: Option<u64>,
     /// Stop after this long (`--max-total-time`).
     pub max_total_time: Option<Duration>,
+    /// Stop at the first saved crash (`--exit-on-crash`).
+    pub exit_on_crash: bool,
     /// The target and its arguments.
     pub target: TargetCommand,
     /// Name shown in the UI and stats (the fuzz target's name).

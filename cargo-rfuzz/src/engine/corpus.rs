@@ -29,8 +29,6 @@ pub struct Testcase {
     pub was_fuzzed: bool,
     /// Times it was fuzzed.
     pub fuzz_level: u32,
-    /// Trimmed (or not worth trimming).
-    pub trimmed: bool,
     /// Deterministic stage done.
     pub det_done: bool,
     /// Compare-log stage done.
@@ -60,7 +58,6 @@ impl Testcase {
             favored: false,
             was_fuzzed: false,
             fuzz_level: 0,
-            trimmed: false,
             det_done: false,
             cmplog_done: false,
             var_behavior: false,
@@ -167,16 +164,8 @@ impl Corpus {
             }
         }
         self.favored = self.entries.iter().filter(|e| e.favored).count();
-        self.pending_favored = self
-            .entries
-            .iter()
-            .filter(|e| e.favored && !e.was_fuzzed)
-            .count();
-        self.pending_total = self
-            .entries
-            .iter()
-            .filter(|e| !e.was_fuzzed && !e.disabled)
-            .count();
+        self.pending_favored = self.entries.iter().filter(|e| e.favored && !e.was_fuzzed).count();
+        self.pending_total = self.entries.iter().filter(|e| !e.was_fuzzed && !e.disabled).count();
     }
 
     /// Selection weights (AFL++'s weighted queue selection): faster, larger
@@ -184,12 +173,7 @@ impl Corpus {
     fn reweigh(&mut self, path_hits: &dyn Fn(u64) -> u32) {
         let n = self.entries.len().max(1) as f64;
         let avg_us = self.entries.iter().map(|e| e.exec_us as f64).sum::<f64>() / n;
-        let avg_edges = self
-            .entries
-            .iter()
-            .map(|e| e.edges.len() as f64)
-            .sum::<f64>()
-            / n;
+        let avg_edges = self.entries.iter().map(|e| e.edges.len() as f64).sum::<f64>() / n;
         self.weights.clear();
         self.total_weight = 0.0;
         for e in &self.entries {
@@ -203,8 +187,7 @@ impl Corpus {
                 w /= (hits as f64).log10() + 1.0;
             }
             w *= (avg_us / e.exec_us.max(1) as f64).clamp(0.1, 10.0);
-            w *= ((e.edges.len() as f64 + 1.0).ln() / (avg_edges + 1.0).ln().max(0.1))
-                .clamp(0.1, 10.0);
+            w *= ((e.edges.len() as f64 + 1.0).ln() / (avg_edges + 1.0).ln().max(0.1)).clamp(0.1, 10.0);
             w = w.max(0.1);
             if e.favored {
                 w *= 5.0;
@@ -226,15 +209,9 @@ impl Corpus {
             self.dirty = false;
         }
         let r = rng.unit() * self.total_weight;
-        let i = self
-            .weights
-            .partition_point(|&c| c <= r)
-            .min(self.entries.len() - 1);
+        let i = self.weights.partition_point(|&c| c <= r).min(self.entries.len() - 1);
         // Skip disabled entries (zero weight ties at the end of the range).
-        (i..self.entries.len())
-            .chain(0..i)
-            .find(|&j| !self.entries[j].disabled)
-            .unwrap_or(i)
+        (i..self.entries.len()).chain(0..i).find(|&j| !self.entries[j].disabled).unwrap_or(i)
     }
 
     /// Average execution time (µs) and edges per entry.
@@ -242,11 +219,7 @@ impl Corpus {
         let n = self.entries.len().max(1) as f64;
         (
             self.entries.iter().map(|e| e.exec_us as f64).sum::<f64>() / n,
-            self.entries
-                .iter()
-                .map(|e| e.edges.len() as f64)
-                .sum::<f64>()
-                / n,
+            self.entries.iter().map(|e| e.edges.len() as f64).sum::<f64>() / n,
         )
     }
 

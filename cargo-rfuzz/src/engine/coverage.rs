@@ -98,15 +98,8 @@ pub fn update_virgin(trace: &[u8], virgin: &mut [u8]) -> NewBits {
         if ret < NewBits::Edges {
             // A byte of the trace that is non-zero where the virgin byte is
             // still 0xff is an edge never seen.
-            let new_edge = t
-                .iter()
-                .zip(v.iter())
-                .any(|(&tb, &vb)| tb != 0 && vb == 0xff);
-            ret = if new_edge {
-                NewBits::Edges
-            } else {
-                ret.max(NewBits::Counts)
-            };
+            let new_edge = t.iter().zip(v.iter()).any(|(&tb, &vb)| tb != 0 && vb == 0xff);
+            ret = if new_edge { NewBits::Edges } else { ret.max(NewBits::Counts) };
         }
         v.copy_from_slice(&(vw & !tw).to_le_bytes());
     }
@@ -115,10 +108,7 @@ pub fn update_virgin(trace: &[u8], virgin: &mut [u8]) -> NewBits {
 
 /// Whether a classified map has any bit still set in `virgin` (no update).
 pub fn has_new_bits(trace: &[u8], virgin: &[u8]) -> bool {
-    trace
-        .chunks_exact(8)
-        .zip(virgin.chunks_exact(8))
-        .any(|(t, v)| load(t) & load(v) != 0)
+    trace.chunks_exact(8).zip(virgin.chunks_exact(8)).any(|(t, v)| load(t) & load(v) != 0)
 }
 
 /// Number of non-zero bytes (edges hit, or edges seen in a virgin-style map
@@ -127,11 +117,7 @@ pub fn count_nonzero(map: &[u8]) -> u32 {
     map.chunks_exact(8)
         .map(|c| {
             let w = load(c);
-            if w == 0 {
-                0
-            } else {
-                c.iter().filter(|&&b| b != 0).count() as u32
-            }
+            if w == 0 { 0 } else { c.iter().filter(|&&b| b != 0).count() as u32 }
         })
         .sum()
 }
@@ -140,13 +126,7 @@ pub fn count_nonzero(map: &[u8]) -> u32 {
 pub fn count_seen(virgin: &[u8]) -> u32 {
     virgin
         .chunks_exact(8)
-        .map(|c| {
-            if load(c) == u64::MAX {
-                0
-            } else {
-                c.iter().filter(|&&b| b != 0xff).count() as u32
-            }
-        })
+        .map(|c| if load(c) == u64::MAX { 0 } else { c.iter().filter(|&&b| b != 0xff).count() as u32 })
         .sum()
 }
 

@@ -26,12 +26,7 @@ impl Dictionary {
     /// An empty dictionary holding at most `cap` tokens (the oldest are
     /// replaced once full).
     pub fn with_capacity(cap: usize) -> Dictionary {
-        Dictionary {
-            tokens: Vec::new(),
-            seen: HashSet::new(),
-            cap,
-            next_evict: 0,
-        }
+        Dictionary { tokens: Vec::new(), seen: HashSet::new(), cap, next_evict: 0 }
     }
 
     /// Adds a token; false if it was known, empty or too long.
@@ -115,17 +110,12 @@ pub fn parse(text: &str) -> Result<Vec<Vec<u8>>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let start = line
-            .find('"')
-            .with_context(|| format!("line {}: expected a \"quoted\" token", n + 1))?;
+        let start = line.find('"').with_context(|| format!("line {}: expected a \"quoted\" token", n + 1))?;
         if !line.ends_with('"') || line.len() - start < 2 {
             bail!("line {}: the token must end with a quote", n + 1);
         }
         let name = line[..start].trim().trim_end_matches('=').trim();
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@' || c == '.' || c == '-')
-        {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@' || c == '.' || c == '-') {
             bail!("line {}: bad keyword name `{name}`", n + 1);
         }
         let token = unescape(&line[start + 1..line.len() - 1], n + 1)?;
@@ -148,16 +138,15 @@ pub fn load(path: &Path) -> Result<Vec<Vec<u8>>> {
             .collect();
         entries.sort();
         for p in entries {
-            let data =
-                std::fs::read(&p).with_context(|| format!("failed to read {}", p.display()))?;
+            let data = std::fs::read(&p).with_context(|| format!("failed to read {}", p.display()))?;
             if !data.is_empty() && data.len() <= MAX_TOKEN {
                 out.push(data);
             }
         }
         return Ok(out);
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("failed to read dictionary {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("failed to read dictionary {}", path.display()))?;
     parse(&text).with_context(|| format!("invalid dictionary {}", path.display()))
 }
 
@@ -167,12 +156,8 @@ mod tests {
 
     #[test]
     fn parses_afl_format() {
-        let t =
-            parse("# comment\nkw1=\"GET\"\n\"\\x00\\xffA\"\nkw_2@1 = \"a\\\"b\\\\\"\n\n").unwrap();
-        assert_eq!(
-            t,
-            vec![b"GET".to_vec(), vec![0, 0xff, b'A'], b"a\"b\\".to_vec()]
-        );
+        let t = parse("# comment\nkw1=\"GET\"\n\"\\x00\\xffA\"\nkw_2@1 = \"a\\\"b\\\\\"\n\n").unwrap();
+        assert_eq!(t, vec![b"GET".to_vec(), vec![0, 0xff, b'A'], b"a\"b\\".to_vec()]);
         assert!(parse("no quotes").is_err());
         assert!(parse("\"bad \\q escape\"").is_err());
     }

@@ -137,17 +137,11 @@ pub struct Fuzzer {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_string())
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_string())
 }
 
 fn fnv_hex(data: &[u8]) -> String {
@@ -207,8 +201,7 @@ impl Fuzzer {
             )));
         }
         let dir = layout::instance_dir(&cfg.sync_dir, &cfg.id);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
         let lock = match InstanceLock::acquire(&dir) {
             Ok(l) => l,
             Err(LockError::Held(pid)) => bail!(UsageError(format!(
@@ -221,15 +214,9 @@ impl Fuzzer {
                 return Err(e).with_context(|| format!("failed to lock {}", dir.display()));
             }
         };
-        for sub in [
-            layout::QUEUE,
-            layout::CRASHES,
-            layout::HANGS,
-            layout::SYNCED,
-        ] {
+        for sub in [layout::QUEUE, layout::CRASHES, layout::HANGS, layout::SYNCED] {
             let p = dir.join(sub);
-            std::fs::create_dir_all(&p)
-                .with_context(|| format!("failed to create {}", p.display()))?;
+            std::fs::create_dir_all(&p).with_context(|| format!("failed to create {}", p.display()))?;
         }
         let main_marker = dir.join(layout::IS_MAIN_NODE);
         match cfg.role {
@@ -241,10 +228,7 @@ impl Fuzzer {
         }
 
         if !cfg.target.binary.is_file() {
-            bail!(UsageError(format!(
-                "target binary {} does not exist",
-                cfg.target.binary.display()
-            )));
+            bail!(UsageError(format!("target binary {} does not exist", cfg.target.binary.display())));
         }
         let kind = inspect_binary(&cfg.target.binary)?;
         let initial_timeout = cfg.timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -269,9 +253,7 @@ impl Fuzzer {
                     ..DirectConfig::default()
                 },
             )?),
-            (BinaryKind::Rfuzz, ExecutorChoice::Afl) => {
-                Box::new(AflExecutor::start(&target, &afl_cfg(true))?)
-            }
+            (BinaryKind::Rfuzz, ExecutorChoice::Afl) => Box::new(AflExecutor::start(&target, &afl_cfg(true))?),
             (BinaryKind::Afl { persistent }, _) => {
                 let e = AflExecutor::start(&target, &afl_cfg(persistent))?;
                 autodict = e.autodict.clone();
@@ -359,11 +341,7 @@ impl Fuzzer {
             env!("CARGO_PKG_VERSION"),
             hostname(),
             self.cfg.id,
-            if self.cfg.role == Role::Main {
-                "main"
-            } else {
-                "secondary"
-            },
+            if self.cfg.role == Role::Main { "main" } else { "secondary" },
             std::process::id(),
             env.iter().map(|l| format!("{l}\n")).collect::<String>(),
             self.cfg.command_line
@@ -377,10 +355,7 @@ impl Fuzzer {
         cmdline.push('\n');
         layout::write_atomic(&self.dir.join(layout::CMDLINE), cmdline.as_bytes())?;
         let binary = std::fs::read(&self.cfg.target.binary).unwrap_or_default();
-        layout::write_atomic(
-            &self.dir.join(layout::TARGET_HASH),
-            format!("{}\n", fnv_hex(&binary)).as_bytes(),
-        )?;
+        layout::write_atomic(&self.dir.join(layout::TARGET_HASH), format!("{}\n", fnv_hex(&binary)).as_bytes())?;
         Ok(())
     }
 
@@ -395,12 +370,8 @@ impl Fuzzer {
     /// Resumes an existing queue, or loads the seeds.
     fn load_corpus(&mut self) -> Result<()> {
         let queue = list_entries(&self.dir.join(layout::QUEUE));
-        self.next_crash_id = list_entries(&self.dir.join(layout::CRASHES))
-            .last()
-            .map_or(0, |(id, _)| id + 1);
-        self.next_hang_id = list_entries(&self.dir.join(layout::HANGS))
-            .last()
-            .map_or(0, |(id, _)| id + 1);
+        self.next_crash_id = list_entries(&self.dir.join(layout::CRASHES)).last().map_or(0, |(id, _)| id + 1);
+        self.next_hang_id = list_entries(&self.dir.join(layout::HANGS)).last().map_or(0, |(id, _)| id + 1);
         self.saved_crashes = list_entries(&self.dir.join(layout::CRASHES)).len() as u64;
         self.saved_hangs = list_entries(&self.dir.join(layout::HANGS)).len() as u64;
         if let Some(old) = layout::read_stats(&self.dir.join(layout::FUZZER_STATS)) {
@@ -429,19 +400,11 @@ impl Fuzzer {
             ));
         }
         if self.cfg.timeout.is_none() {
-            let slowest = self
-                .corpus
-                .entries
-                .iter()
-                .filter(|e| !e.var_behavior)
-                .map(|e| e.exec_us)
-                .max()
-                .unwrap_or(0);
+            let slowest = self.corpus.entries.iter().filter(|e| !e.var_behavior).map(|e| e.exec_us).max().unwrap_or(0);
             let (avg, _) = self.corpus.averages();
             let us = (avg * 5.0).max(slowest as f64 * 3.0) as u64;
             let ms = (us / 1000 + 1).div_ceil(20) * 20;
-            self.exec
-                .set_timeout(Duration::from_millis(ms.clamp(20, 1000)));
+            self.exec.set_timeout(Duration::from_millis(ms.clamp(20, 1000)));
         }
         self.hang_timeout = self.exec.timeout().max(DEFAULT_TIMEOUT);
         self.cycle_left = self.corpus.entries.len();
@@ -470,7 +433,6 @@ impl Fuzzer {
             if kind != ExitKind::Ok {
                 // The target changed since this entry was found: keep the
                 // file, never pick it.
-                tc.trimmed = true;
                 tc.was_fuzzed = true;
                 tc.exec_us = u64::MAX / 4;
                 self.corpus.add_disabled(tc);
@@ -508,24 +470,12 @@ impl Fuzzer {
                         self.max_len
                     ));
                 }
-                Ok(d) => seeds.push((
-                    f.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned(),
-                    d,
-                )),
-                Err(e) => self
-                    .ui
-                    .notice(format!("rfuzz: skipping seed {}: {e}", f.display())),
+                Ok(d) => seeds.push((f.file_name().unwrap_or_default().to_string_lossy().into_owned(), d)),
+                Err(e) => self.ui.notice(format!("rfuzz: skipping seed {}: {e}", f.display())),
             }
         }
         if seeds.is_empty() {
-            seeds = BUILTIN_SEEDS
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (format!("builtin{i}"), s.to_vec()))
-                .collect();
+            seeds = BUILTIN_SEEDS.iter().enumerate().map(|(i, s)| (format!("builtin{i}"), s.to_vec())).collect();
         }
         let (mut crashed, mut hung) = (0, 0);
         let total = seeds.len();
@@ -565,11 +515,7 @@ impl Fuzzer {
         self.corpus_found = 0;
         if self.corpus.entries.is_empty() {
             if crashed > 0 && hung == 0 {
-                let first = self
-                    .new_crashes
-                    .first()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
+                let first = self.new_crashes.first().map(|p| p.display().to_string()).unwrap_or_default();
                 bail!(TargetError(format!(
                     "the target crashes on every seed ({crashed} of {total}): fix that crash first. Reproduce with: {}",
                     self.cfg.repro_command.replace("{}", &first)
@@ -633,13 +579,7 @@ impl Fuzzer {
         new_edges: bool,
     ) -> Result<usize> {
         let id = self.corpus.next_id();
-        let name = layout::queue_name(
-            id,
-            &origin,
-            self.elapsed_ms(),
-            self.total_execs(),
-            new_edges,
-        );
+        let name = layout::queue_name(id, &origin, self.elapsed_ms(), self.total_execs(), new_edges);
         let mut tc = Testcase::new(id, name.clone(), data);
         tc.depth = depth;
         if let Origin::Sync { peer, .. } = &origin {
@@ -647,6 +587,11 @@ impl Fuzzer {
             tc.handicap = 4;
         }
         self.calibrate_into(&mut tc, first)?;
+        // Trimmed before it is written: a queue file never changes once a
+        // peer (or a resumed run) may have read it.
+        if !tc.var_behavior {
+            tc.data = self.trim(std::mem::take(&mut tc.data), tc.checksum)?;
+        }
         layout::write_atomic(&self.corpus.queue_dir.join(&name), &tc.data)?;
         let idx = self.corpus.add(tc);
         self.update_batch_limit();
@@ -655,13 +600,7 @@ impl Fuzzer {
 
     /// Handles an input whose run is in the executor's map: queue it if it
     /// has new coverage, save it if it crashed or hung.
-    fn handle(
-        &mut self,
-        input: &[u8],
-        kind: ExitKind,
-        origin: Origin,
-        parent: Option<usize>,
-    ) -> Result<bool> {
+    fn handle(&mut self, input: &[u8], kind: ExitKind, origin: Origin, parent: Option<usize>) -> Result<bool> {
         match kind {
             ExitKind::Ok => {
                 let (map, virgin) = self.exec.map_and_virgin();
@@ -699,18 +638,9 @@ impl Fuzzer {
             return Ok(false);
         }
         let (signal, tag) = match kind {
-            ExitKind::Crash {
-                signal,
-                cause: CrashCause::Panic,
-            } => (signal, Some("panic")),
-            ExitKind::Crash {
-                signal,
-                cause: CrashCause::StackOverflow,
-            } => (signal, Some("stack-overflow")),
-            ExitKind::Crash {
-                signal,
-                cause: CrashCause::Signal,
-            } => (signal, None),
+            ExitKind::Crash { signal, cause: CrashCause::Panic } => (signal, Some("panic")),
+            ExitKind::Crash { signal, cause: CrashCause::StackOverflow } => (signal, Some("stack-overflow")),
+            ExitKind::Crash { signal, cause: CrashCause::Signal } => (signal, None),
             ExitKind::Oom => (libc::SIGABRT, Some("oom")),
             _ => (0, None),
         };
@@ -718,14 +648,7 @@ impl Fuzzer {
         if self.next_crash_id == 0 {
             self.write_readme(&crashes, "crashes")?;
         }
-        let name = layout::crash_name(
-            self.next_crash_id,
-            signal,
-            origin,
-            self.elapsed_ms(),
-            self.total_execs(),
-            tag,
-        );
+        let name = layout::crash_name(self.next_crash_id, signal, origin, self.elapsed_ms(), self.total_execs(), tag);
         let path = crashes.join(&name);
         layout::write_atomic(&path, input)?;
         self.next_crash_id += 1;
@@ -748,9 +671,7 @@ impl Fuzzer {
                 "rfuzz: {}: crash found ({what}), saved to {}\nReproduce with:\n\n    {}\n",
                 self.cfg.id,
                 path.display(),
-                self.cfg
-                    .repro_command
-                    .replace("{}", &shell_quote(&path.to_string_lossy()))
+                self.cfg.repro_command.replace("{}", &shell_quote(&path.to_string_lossy()))
             ));
         }
         self.new_crashes.push(path);
@@ -779,12 +700,7 @@ impl Fuzzer {
         if self.next_hang_id == 0 {
             self.write_readme(&hangs, "hangs")?;
         }
-        let name = layout::hang_name(
-            self.next_hang_id,
-            origin,
-            self.elapsed_ms(),
-            self.total_execs(),
-        );
+        let name = layout::hang_name(self.next_hang_id, origin, self.elapsed_ms(), self.total_execs());
         layout::write_atomic(&hangs.join(name), input)?;
         self.next_hang_id += 1;
         self.saved_hangs += 1;
@@ -801,10 +717,7 @@ impl Fuzzer {
             self.cfg.command_line,
             self.cfg.repro_command.replace("{}", "<file>"),
             self.exec.timeout().as_millis(),
-            self.cfg
-                .mem_limit_mb
-                .map(|m| format!("{m} MB"))
-                .unwrap_or_else(|| "none".into())
+            self.cfg.mem_limit_mb.map(|m| format!("{m} MB")).unwrap_or_else(|| "none".into())
         );
         layout::write_atomic(&dir.join(layout::README), text.as_bytes())
     }
@@ -816,10 +729,7 @@ impl Fuzzer {
         if self.ops.len() >= self.batch_limit || !self.exec.batch_push(buf) {
             self.flush()?;
             if !self.exec.batch_push(buf) {
-                bail!(
-                    "an input of {} bytes does not fit the executor's batch",
-                    buf.len()
-                );
+                bail!("an input of {} bytes does not fit the executor's batch", buf.len());
             }
         }
         self.ops.push(op);
@@ -856,11 +766,7 @@ impl Fuzzer {
             let op = self.ops[index];
             let mut srcs = vec![self.corpus.entries[op.src].id];
             srcs.extend(op.other);
-            let origin = Origin::Mutation {
-                src: srcs,
-                op: op.name.to_string(),
-                rep: op.rep,
-            };
+            let origin = Origin::Mutation { src: srcs, op: op.name.to_string(), rep: op.rep };
             self.handle(&input, kind, origin, Some(op.src))?;
             from = index + 1;
         }
@@ -904,9 +810,8 @@ impl Fuzzer {
     }
 
     fn time_is_up(&self) -> bool {
-        self.cfg
-            .max_total_time
-            .is_some_and(|t| self.start.elapsed() >= t)
+        self.cfg.max_total_time.is_some_and(|t| self.start.elapsed() >= t)
+            || (self.cfg.exit_on_crash && !self.new_crashes.is_empty())
     }
 
     fn stopping(&self) -> bool {
@@ -915,9 +820,6 @@ impl Fuzzer {
 
     fn fuzz_one(&mut self, idx: usize) -> Result<()> {
         self.cur_item = idx;
-        if !self.corpus.entries[idx].trimmed {
-            self.trim(idx)?;
-        }
         if self.cfg.cmplog && !self.corpus.entries[idx].cmplog_done && !self.stopping() {
             self.cmplog_stage(idx)?;
         }
@@ -935,19 +837,15 @@ impl Fuzzer {
         Ok(())
     }
 
-    /// AFL's trimming: remove blocks while the path stays the same.
-    fn trim(&mut self, idx: usize) -> Result<()> {
-        self.stage = "trim";
-        let mut data = self.corpus.entries[idx].data.clone();
-        let checksum = self.corpus.entries[idx].checksum;
-        self.corpus.entries[idx].trimmed = true;
-        if data.len() < 5 || self.corpus.entries[idx].var_behavior {
-            return Ok(());
+    /// AFL's trimming: removes blocks while the path stays the same.
+    fn trim(&mut self, mut data: Vec<u8>, checksum: u64) -> Result<Vec<u8>> {
+        if data.len() < 5 {
+            return Ok(data);
         }
+        let stage = std::mem::replace(&mut self.stage, "trim");
         let len_p2 = data.len().next_power_of_two();
         let mut remove = (len_p2 / 16).max(4);
         let min_remove = (len_p2 / 1024).max(4);
-        let mut changed = false;
         let mut cand = Vec::with_capacity(data.len());
         'outer: while remove >= min_remove && data.len() > 4 {
             let mut pos = 0;
@@ -965,7 +863,6 @@ impl Fuzzer {
                 coverage::classify(map);
                 if coverage::hash(map) == checksum {
                     std::mem::swap(&mut data, &mut cand);
-                    changed = true;
                 } else {
                     pos += remove;
                 }
@@ -975,13 +872,8 @@ impl Fuzzer {
             }
             remove /= 2;
         }
-        if changed {
-            let e = &mut self.corpus.entries[idx];
-            layout::write_atomic(&self.corpus.queue_dir.join(&e.file_name), &data)?;
-            e.data = data;
-            self.corpus.touch();
-        }
-        Ok(())
+        self.stage = stage;
+        Ok(data)
     }
 
     /// Runs the entry once with compare logging and learns tokens from the
@@ -1017,15 +909,7 @@ impl Fuzzer {
                 if self.stopping() || !det.next(&data, &mut buf, self.max_len) {
                     return Ok(());
                 }
-                self.push_mutant(
-                    &buf,
-                    Op {
-                        src: idx,
-                        name,
-                        rep: 0,
-                        other: None,
-                    },
-                )?;
+                self.push_mutant(&buf, Op { src: idx, name, rep: 0, other: None })?;
             }
         })();
         self.buf = buf;
@@ -1121,12 +1005,7 @@ impl Fuzzer {
                 other: other_data.as_deref(),
                 max_len: self.max_len,
             };
-            let mut op = Op {
-                src: idx,
-                name: "havoc",
-                rep: 0,
-                other: None,
-            };
+            let mut op = Op { src: idx, name: "havoc", rep: 0, other: None };
             let spliced = match &other_data {
                 Some(o) if self.rng.one_in(self.cfg.flavor.splice_one_in) => {
                     mutator::splice(&parent, o, &mut self.rng, &mut buf)
@@ -1140,12 +1019,7 @@ impl Fuzzer {
                 buf.clear();
                 buf.extend_from_slice(&parent);
             }
-            op.rep = mutator::havoc(
-                &mut buf,
-                &mut self.rng,
-                &src,
-                self.cfg.flavor.havoc_stack_pow,
-            );
+            op.rep = mutator::havoc(&mut buf, &mut self.rng, &src, self.cfg.flavor.havoc_stack_pow);
             result = self.push_mutant(&buf, op);
             if result.is_err() {
                 break;
@@ -1168,10 +1042,7 @@ impl Fuzzer {
             if kind != ExitKind::Ok {
                 return Ok(false);
             }
-            let origin = Origin::Sync {
-                peer: peer.to_string(),
-                src,
-            };
+            let origin = Origin::Sync { peer: peer.to_string(), src };
             self.handle(data, kind, origin, None)
         });
         self.importer = Some(importer);
@@ -1201,18 +1072,12 @@ impl Fuzzer {
         let now = Instant::now();
         self.eps_samples.push((now, self.execs));
         // Average over roughly the last five seconds.
-        while self.eps_samples.len() > 2
-            && now.duration_since(self.eps_samples[1].0) > Duration::from_secs(5)
-        {
+        while self.eps_samples.len() > 2 && now.duration_since(self.eps_samples[1].0) > Duration::from_secs(5) {
             self.eps_samples.remove(0);
         }
         let (t0, e0) = self.eps_samples[0];
         let dt = now.duration_since(t0).as_secs_f64();
-        if dt <= 0.0 {
-            0.0
-        } else {
-            (self.execs - e0) as f64 / dt
-        }
+        if dt <= 0.0 { 0.0 } else { (self.execs - e0) as f64 / dt }
     }
 
     /// The current statistics snapshot.
@@ -1220,11 +1085,7 @@ impl Fuzzer {
         let eps = self.execs_per_sec();
         let map_size = self.exec.map_size();
         let edges = coverage::count_seen(&self.exec.map_and_virgin().1[1..]) as u64;
-        let stability = if edges == 0 {
-            100.0
-        } else {
-            100.0 * (1.0 - self.var_count as f64 / edges as f64).max(0.0)
-        };
+        let stability = if edges == 0 { 100.0 } else { 100.0 * (1.0 - self.var_count as f64 / edges as f64).max(0.0) };
         let mut rusage: libc::rusage = unsafe_zeroed_rusage();
         // SAFETY: getrusage fills the struct we pass.
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut rusage) };
@@ -1241,12 +1102,7 @@ impl Fuzzer {
             corpus_favored: self.corpus.favored as u64,
             corpus_found: self.corpus_found,
             corpus_imported: self.corpus_imported,
-            corpus_variable: self
-                .corpus
-                .entries
-                .iter()
-                .filter(|e| e.var_behavior)
-                .count() as u64,
+            corpus_variable: self.corpus.entries.iter().filter(|e| e.var_behavior).count() as u64,
             max_depth: self.corpus.max_depth() as u64,
             cur_item: self.cur_item as u64,
             pending_favs: self.corpus.pending_favored as u64,
@@ -1277,10 +1133,7 @@ impl Fuzzer {
 
     fn write_stats(&mut self) -> Result<()> {
         let s = self.snapshot();
-        layout::write_atomic(
-            &self.dir.join(layout::FUZZER_STATS),
-            s.to_fuzzer_stats().as_bytes(),
-        )?;
+        layout::write_atomic(&self.dir.join(layout::FUZZER_STATS), s.to_fuzzer_stats().as_bytes())?;
         self.ui.update(&s, s.last_update);
         Ok(())
     }
@@ -1334,9 +1187,7 @@ fn unsafe_zeroed_rusage() -> libc::rusage {
 
 /// Quotes a path for a shell command line when it needs it.
 pub fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-:,+=@".contains(c))
-    {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:,+=@".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

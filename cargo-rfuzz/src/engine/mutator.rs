@@ -10,16 +10,7 @@ pub const INTERESTING_8: [i8; 9] = [-128, -1, 0, 1, 16, 32, 64, 100, 127];
 /// 16-bit interesting values (the 8-bit ones are tried by the 8-bit stage).
 pub const INTERESTING_16: [i16; 10] = [-32768, -129, 128, 255, 256, 512, 1000, 1024, 4096, 32767];
 /// 32-bit interesting values.
-pub const INTERESTING_32: [i32; 8] = [
-    i32::MIN,
-    -100663046,
-    -32769,
-    32768,
-    65535,
-    65536,
-    100663045,
-    i32::MAX,
-];
+pub const INTERESTING_32: [i32; 8] = [i32::MIN, -100663046, -32769, 32768, 65535, 65536, 100663045, i32::MAX];
 /// Largest add/subtract of the arithmetic mutations.
 pub const ARITH_MAX: u32 = 35;
 
@@ -56,9 +47,7 @@ fn put<const N: usize>(buf: &mut [u8], pos: usize, bytes: [u8; N]) {
 }
 
 fn get<const N: usize>(buf: &[u8], pos: usize) -> [u8; N] {
-    buf[pos..pos + N]
-        .try_into()
-        .expect("range checked by caller")
+    buf[pos..pos + N].try_into().expect("range checked by caller")
 }
 
 /// Number of havoc operators (draws above them pick the rare long-input
@@ -135,15 +124,7 @@ fn mutate_once(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
             }
             let p = rng.below(len - 1);
             let v = *pick(rng, &INTERESTING_16[..]).unwrap() as u16;
-            put(
-                buf,
-                p,
-                if rng.one_in(2) {
-                    v.to_le_bytes()
-                } else {
-                    v.to_be_bytes()
-                },
-            );
+            put(buf, p, if rng.one_in(2) { v.to_le_bytes() } else { v.to_be_bytes() });
         }
         4 => {
             if len < 4 {
@@ -151,15 +132,7 @@ fn mutate_once(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
             }
             let p = rng.below(len - 3);
             let v = *pick(rng, &INTERESTING_32[..]).unwrap() as u32;
-            put(
-                buf,
-                p,
-                if rng.one_in(2) {
-                    v.to_le_bytes()
-                } else {
-                    v.to_be_bytes()
-                },
-            );
+            put(buf, p, if rng.one_in(2) { v.to_le_bytes() } else { v.to_be_bytes() });
         }
         5 => {
             if len == 0 {
@@ -167,11 +140,7 @@ fn mutate_once(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
             }
             let p = rng.below(len);
             let d = rng.between(1, ARITH_MAX as usize) as u8;
-            buf[p] = if rng.one_in(2) {
-                buf[p].wrapping_add(d)
-            } else {
-                buf[p].wrapping_sub(d)
-            };
+            buf[p] = if rng.one_in(2) { buf[p].wrapping_add(d) } else { buf[p].wrapping_sub(d) };
         }
         6 => {
             if len < 2 {
@@ -180,16 +149,8 @@ fn mutate_once(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
             let p = rng.below(len - 1);
             let d = rng.between(1, ARITH_MAX as usize) as u16;
             let be = rng.one_in(2);
-            let v = if be {
-                u16::from_be_bytes(get(buf, p))
-            } else {
-                u16::from_le_bytes(get(buf, p))
-            };
-            let v = if rng.one_in(2) {
-                v.wrapping_add(d)
-            } else {
-                v.wrapping_sub(d)
-            };
+            let v = if be { u16::from_be_bytes(get(buf, p)) } else { u16::from_le_bytes(get(buf, p)) };
+            let v = if rng.one_in(2) { v.wrapping_add(d) } else { v.wrapping_sub(d) };
             put(buf, p, if be { v.to_be_bytes() } else { v.to_le_bytes() });
         }
         7 => {
@@ -199,16 +160,8 @@ fn mutate_once(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
             let p = rng.below(len - 3);
             let d = rng.between(1, ARITH_MAX as usize) as u32;
             let be = rng.one_in(2);
-            let v = if be {
-                u32::from_be_bytes(get(buf, p))
-            } else {
-                u32::from_le_bytes(get(buf, p))
-            };
-            let v = if rng.one_in(2) {
-                v.wrapping_add(d)
-            } else {
-                v.wrapping_sub(d)
-            };
+            let v = if be { u32::from_be_bytes(get(buf, p)) } else { u32::from_le_bytes(get(buf, p)) };
+            let v = if rng.one_in(2) { v.wrapping_add(d) } else { v.wrapping_sub(d) };
             put(buf, p, if be { v.to_be_bytes() } else { v.to_le_bytes() });
         }
         8 => {
@@ -238,11 +191,7 @@ fn mutate_once(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
                 let from = rng.below(len - n + 1);
                 insert_self(buf, at, from, n);
             } else {
-                let b = if rng.one_in(2) {
-                    rng.below(256) as u8
-                } else {
-                    buf[rng.below(len)]
-                };
+                let b = if rng.one_in(2) { rng.below(256) as u8 } else { buf[rng.below(len)] };
                 insert_fill(buf, at, n, b);
             }
         }
@@ -257,11 +206,7 @@ fn mutate_once(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
             if rng.below(4) != 0 {
                 buf.copy_within(from..from + n, to);
             } else {
-                let b = if rng.one_in(2) {
-                    rng.below(256) as u8
-                } else {
-                    buf[rng.below(len)]
-                };
+                let b = if rng.one_in(2) { rng.below(256) as u8 } else { buf[rng.below(len)] };
                 buf[to..to + n].fill(b);
             }
         }
@@ -337,11 +282,7 @@ fn mutate_once(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
 }
 
 fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> Option<&'a T> {
-    if items.is_empty() {
-        None
-    } else {
-        Some(&items[rng.below(items.len())])
-    }
+    if items.is_empty() { None } else { Some(&items[rng.below(items.len())]) }
 }
 
 fn pick_token<'a>(rng: &mut Rng, src: &Sources<'a>) -> Option<&'a [u8]> {
@@ -351,11 +292,7 @@ fn pick_token<'a>(rng: &mut Rng, src: &Sources<'a>) -> Option<&'a [u8]> {
     }
     // User tokens are few and deliberate: give them half the draws.
     let use_user = u > 0 && (a == 0 || rng.one_in(2));
-    Some(if use_user {
-        src.user_dict.get(rng.below(u))
-    } else {
-        src.auto_dict.get(rng.below(a))
-    })
+    Some(if use_user { src.user_dict.get(rng.below(u)) } else { src.auto_dict.get(rng.below(a)) })
 }
 
 /// Repeats a chunk (a token, part of the input, or an opening bracket) tens
@@ -477,12 +414,7 @@ pub struct Deterministic {
 impl Deterministic {
     /// The stage for an input, with the dictionary tokens to try.
     pub fn new(tokens: Vec<Vec<u8>>) -> Deterministic {
-        Deterministic {
-            step: DetStep::Flip1,
-            pos: 0,
-            variant: 0,
-            tokens,
-        }
+        Deterministic { step: DetStep::Flip1, pos: 0, variant: 0, tokens }
     }
 
     /// Name of the current step for queue entry names (AFL's op names).
@@ -601,15 +533,7 @@ impl Deterministic {
                         None
                     } else {
                         let val = INTERESTING_16[v / 2] as u16;
-                        put(
-                            out,
-                            pos,
-                            if v % 2 == 0 {
-                                val.to_le_bytes()
-                            } else {
-                                val.to_be_bytes()
-                            },
-                        );
+                        put(out, pos, if v % 2 == 0 { val.to_le_bytes() } else { val.to_be_bytes() });
                         self.next_variant(INTERESTING_16.len() * 2);
                         Some(())
                     }
@@ -619,15 +543,7 @@ impl Deterministic {
                         None
                     } else {
                         let val = INTERESTING_32[v / 2] as u32;
-                        put(
-                            out,
-                            pos,
-                            if v % 2 == 0 {
-                                val.to_le_bytes()
-                            } else {
-                                val.to_be_bytes()
-                            },
-                        );
+                        put(out, pos, if v % 2 == 0 { val.to_le_bytes() } else { val.to_be_bytes() });
                         self.next_variant(INTERESTING_32.len() * 2);
                         Some(())
                     }
@@ -677,29 +593,17 @@ impl Deterministic {
 
 fn arith(buf: &mut [u8], pos: usize, width: usize, delta: u32, sub: bool, be: bool) {
     let apply = |v: u32| {
-        if sub {
-            v.wrapping_sub(delta)
-        } else {
-            v.wrapping_add(delta)
-        }
+        if sub { v.wrapping_sub(delta) } else { v.wrapping_add(delta) }
     };
     match width {
         1 => buf[pos] = apply(buf[pos] as u32) as u8,
         2 => {
-            let v = if be {
-                u16::from_be_bytes(get(buf, pos))
-            } else {
-                u16::from_le_bytes(get(buf, pos))
-            } as u32;
+            let v = if be { u16::from_be_bytes(get(buf, pos)) } else { u16::from_le_bytes(get(buf, pos)) } as u32;
             let n = apply(v) as u16;
             put(buf, pos, if be { n.to_be_bytes() } else { n.to_le_bytes() });
         }
         _ => {
-            let v = if be {
-                u32::from_be_bytes(get(buf, pos))
-            } else {
-                u32::from_le_bytes(get(buf, pos))
-            };
+            let v = if be { u32::from_be_bytes(get(buf, pos)) } else { u32::from_le_bytes(get(buf, pos)) };
             let n = apply(v);
             put(buf, pos, if be { n.to_be_bytes() } else { n.to_le_bytes() });
         }
@@ -711,12 +615,7 @@ mod tests {
     use super::*;
 
     fn sources<'a>(u: &'a Dictionary, a: &'a Dictionary, max_len: usize) -> Sources<'a> {
-        Sources {
-            user_dict: u,
-            auto_dict: a,
-            other: Some(b"other entry bytes"),
-            max_len,
-        }
+        Sources { user_dict: u, auto_dict: a, other: Some(b"other entry bytes"), max_len }
     }
 
     #[test]
@@ -732,10 +631,7 @@ mod tests {
             assert!(!buf.is_empty() && buf.len() <= 64);
             changed += usize::from(buf != b"hello world");
         }
-        assert!(
-            changed > 1900,
-            "havoc should nearly always change the input ({changed})"
-        );
+        assert!(changed > 1900, "havoc should nearly always change the input ({changed})");
     }
 
     #[test]
@@ -780,12 +676,7 @@ mod tests {
     fn splice_crosses_over_between_differences() {
         let mut rng = Rng::new(9);
         let mut out = Vec::new();
-        assert!(splice(
-            b"aaaaXaaaaYaaaa",
-            b"aaaaZaaaaWaaaa",
-            &mut rng,
-            &mut out
-        ));
+        assert!(splice(b"aaaaXaaaaYaaaa", b"aaaaZaaaaWaaaa", &mut rng, &mut out));
         assert_eq!(out.len(), 14);
         assert!(!splice(b"same", b"same", &mut rng, &mut out));
     }

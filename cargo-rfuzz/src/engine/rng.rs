@@ -62,10 +62,7 @@ mod tests {
         for _ in 0..100_000 {
             counts[r.below(10)] += 1;
         }
-        assert!(
-            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (9_000..11_000).contains(&c)), "{counts:?}");
         assert!((0..1000).all(|_| r.between(3, 5) >= 3));
     }
 }

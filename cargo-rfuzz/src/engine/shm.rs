@@ -25,11 +25,7 @@ impl Segment {
     pub fn create(size: usize) -> io::Result<Segment> {
         // SAFETY: plain syscalls, results checked.
         unsafe {
-            let id = libc::shmget(
-                libc::IPC_PRIVATE,
-                size,
-                libc::IPC_CREAT | libc::IPC_EXCL | 0o600,
-            );
+            let id = libc::shmget(libc::IPC_PRIVATE, size, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
             if id < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -40,11 +36,7 @@ impl Segment {
                 return Err(e);
             }
             libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
-            Ok(Segment {
-                id,
-                ptr: NonNull::new(p.cast()).expect("shmat returned null"),
-                size,
-            })
+            Ok(Segment { id, ptr: NonNull::new(p.cast()).expect("shmat returned null"), size })
         }
     }
 

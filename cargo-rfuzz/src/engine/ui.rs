@@ -19,12 +19,8 @@ pub struct Ui {
 impl Ui {
     /// Starts the UI (enters the alternate screen in `Screen` mode).
     pub fn new(mode: UiMode) -> Ui {
-        let mut ui = Ui {
-            mode,
-            active: false,
-            next_plain: Instant::now() + Duration::from_secs(2),
-            notices: Vec::new(),
-        };
+        let mut ui =
+            Ui { mode, active: false, next_plain: Instant::now() + Duration::from_secs(2), notices: Vec::new() };
         if mode == UiMode::Screen {
             let mut out = std::io::stdout();
             ui.active = execute!(out, terminal::EnterAlternateScreen, cursor::Hide).is_ok();

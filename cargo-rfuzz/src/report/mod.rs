@@ -91,9 +91,7 @@ pub struct InstanceStats {
 }
 
 fn secs_or_zero(v: Option<&String>) -> u64 {
-    v.and_then(|s| s.parse::<f64>().ok())
-        .map(|f| f as u64)
-        .unwrap_or(0)
+    v.and_then(|s| s.parse::<f64>().ok()).map(|f| f as u64).unwrap_or(0)
 }
 
 impl InstanceStats {
@@ -144,17 +142,8 @@ impl InstanceStats {
     /// Reads stats written by us or by AFL++ (missing keys stay zero; AFL++'s
     /// older names `paths_*` and `unique_*` are understood).
     pub fn from_fuzzer_stats(id: &str, m: &BTreeMap<String, String>) -> InstanceStats {
-        let num = |keys: &[&str]| {
-            keys.iter()
-                .find_map(|k| m.get(*k))
-                .map(|v| secs_or_zero(Some(v)))
-                .unwrap_or(0)
-        };
-        let float = |k: &str| {
-            m.get(k)
-                .and_then(|v| v.trim_end_matches('%').parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
+        let num = |keys: &[&str]| keys.iter().find_map(|k| m.get(*k)).map(|v| secs_or_zero(Some(v))).unwrap_or(0);
+        let float = |k: &str| m.get(k).and_then(|v| v.trim_end_matches('%').parse::<f64>().ok()).unwrap_or(0.0);
         let text = |k: &str| m.get(k).cloned().unwrap_or_default();
         InstanceStats {
             id: id.to_string(),
@@ -215,11 +204,7 @@ pub fn duration(secs: u64) -> String {
 
 /// "how long ago" for a unix time (`never` for 0).
 pub fn ago(now: u64, t: u64) -> String {
-    if t == 0 {
-        "never".to_string()
-    } else {
-        format!("{} ago", duration(now.saturating_sub(t)))
-    }
+    if t == 0 { "never".to_string() } else { format!("{} ago", duration(now.saturating_sub(t))) }
 }
 
 /// `1234`, `12.3k`, `4.56M`, `7.89G`.
@@ -263,19 +248,12 @@ mod tests {
 
     #[test]
     fn reads_old_afl_key_names() {
-        let map: BTreeMap<String, String> = [
-            ("paths_total", "5"),
-            ("unique_crashes", "2"),
-            ("execs_per_sec", "10.5"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let map: BTreeMap<String, String> = [("paths_total", "5"), ("unique_crashes", "2"), ("execs_per_sec", "10.5")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let s = InstanceStats::from_fuzzer_stats("x", &map);
-        assert_eq!(
-            (s.corpus_count, s.saved_crashes, s.execs_per_sec),
-            (5, 2, 10.5)
-        );
+        assert_eq!((s.corpus_count, s.saved_crashes, s.execs_per_sec), (5, 2, 10.5));
     }
 
     #[test]

@@ -4,84 +4,37 @@
 use super::{InstanceStats, ago, count, duration};
 
 fn row(left: (&str, String), right: (&str, String)) -> String {
-    format!(
-        " {:>16} : {:<22} {:>16} : {}",
-        left.0, left.1, right.0, right.1
-    )
+    format!(" {:>16} : {:<22} {:>16} : {}", left.0, left.1, right.0, right.1)
 }
 
 /// The status screen, in the spirit of afl-fuzz's: timing, results,
 /// coverage, stage and corpus. `now` is the unix time to measure ages from.
 pub fn render(s: &InstanceStats, now: u64, width: usize) -> String {
     let width = width.clamp(60, 100);
-    let title = format!(
-        " cargo rfuzz {} :: {} ({}) ",
-        s.afl_version, s.afl_banner, s.id
-    );
+    let title = format!(" cargo rfuzz {} :: {} ({}) ", s.afl_version, s.afl_banner, s.id);
     let mut out = Vec::new();
-    let rule = |name: &str| {
-        format!(
-            "-- {name} {}",
-            "-".repeat(width.saturating_sub(name.len() + 4))
-        )
-    };
+    let rule = |name: &str| format!("-- {name} {}", "-".repeat(width.saturating_sub(name.len() + 4)));
     out.push(format!("{title:=^width$}"));
     out.push(rule("process timing / overall results"));
-    out.push(row(
-        ("run time", duration(s.run_time)),
-        ("cycles done", s.cycles_done.to_string()),
-    ));
-    out.push(row(
-        ("last new find", ago(now, s.last_find)),
-        ("corpus count", s.corpus_count.to_string()),
-    ));
-    out.push(row(
-        ("last saved crash", ago(now, s.last_crash)),
-        ("saved crashes", s.saved_crashes.to_string()),
-    ));
-    out.push(row(
-        ("last saved hang", ago(now, s.last_hang)),
-        ("saved hangs", s.saved_hangs.to_string()),
-    ));
+    out.push(row(("run time", duration(s.run_time)), ("cycles done", s.cycles_done.to_string())));
+    out.push(row(("last new find", ago(now, s.last_find)), ("corpus count", s.corpus_count.to_string())));
+    out.push(row(("last saved crash", ago(now, s.last_crash)), ("saved crashes", s.saved_crashes.to_string())));
+    out.push(row(("last saved hang", ago(now, s.last_hang)), ("saved hangs", s.saved_hangs.to_string())));
     out.push(rule("stage / coverage"));
+    out.push(row(("now trying", s.stage.clone()), ("map density", format!("{:.2}%", s.bitmap_cvg))));
     out.push(row(
-        ("now trying", s.stage.clone()),
-        ("map density", format!("{:.2}%", s.bitmap_cvg)),
+        ("exec speed", format!("{}/sec", count(s.execs_per_sec as u64))),
+        ("edges found", format!("{}/{}", s.edges_found, s.total_edges)),
     ));
-    out.push(row(
-        (
-            "exec speed",
-            format!("{}/sec", count(s.execs_per_sec as u64)),
-        ),
-        (
-            "edges found",
-            format!("{}/{}", s.edges_found, s.total_edges),
-        ),
-    ));
-    out.push(row(
-        ("total execs", count(s.execs_done)),
-        ("stability", format!("{:.2}%", s.stability)),
-    ));
+    out.push(row(("total execs", count(s.execs_done)), ("stability", format!("{:.2}%", s.stability))));
     out.push(rule("corpus"));
     out.push(row(
         ("favored items", s.corpus_favored.to_string()),
-        (
-            "pending",
-            format!("{} ({} favored)", s.pending_total, s.pending_favs),
-        ),
+        ("pending", format!("{} ({} favored)", s.pending_total, s.pending_favs)),
     ));
-    out.push(row(
-        ("new finds", s.corpus_found.to_string()),
-        ("imported", s.corpus_imported.to_string()),
-    ));
-    out.push(row(
-        ("depth", s.max_depth.to_string()),
-        ("auto tokens", s.auto_dict_entries.to_string()),
-    ));
-    out.push(row(
-        ("timeout", format!("{} ms", s.exec_timeout)),
-        ("executor", s.target_mode.clone()),
-    ));
+    out.push(row(("new finds", s.corpus_found.to_string()), ("imported", s.corpus_imported.to_string())));
+    out.push(row(("depth", s.max_depth.to_string()), ("auto tokens", s.auto_dict_entries.to_string())));
+    out.push(row(("timeout", format!("{} ms", s.exec_timeout)), ("executor", s.target_mode.clone())));
     out.push("-".repeat(width));
     out.join("\n") + "\n"
 }

@@ -43,11 +43,7 @@ pub struct Importer {
 
 /// Reads a regular file without following a symlink, up to `max` bytes.
 fn read_regular(path: &Path, max: usize) -> Option<Vec<u8>> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
     let meta = f.metadata().ok()?;
     if !meta.is_file() || meta.len() == 0 || meta.len() > max as u64 {
         return None;
@@ -84,10 +80,7 @@ impl Importer {
         if let Some(&n) = self.progress.get(peer) {
             return n;
         }
-        let n = std::fs::read_to_string(self.synced_file(peer))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
+        let n = std::fs::read_to_string(self.synced_file(peer)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
         self.progress.insert(peer.to_string(), n);
         n
     }
@@ -101,16 +94,11 @@ impl Importer {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                if name == self.me
-                    || name.starts_with('.')
-                    || layout::validate_instance_id(&name).is_err()
-                {
+                if name == self.me || name.starts_with('.') || layout::validate_instance_id(&name).is_err() {
                     return None;
                 }
                 let dir_ok = std::fs::symlink_metadata(e.path()).ok()?.is_dir();
-                let queue_ok = std::fs::symlink_metadata(e.path().join(layout::QUEUE))
-                    .ok()?
-                    .is_dir();
+                let queue_ok = std::fs::symlink_metadata(e.path().join(layout::QUEUE)).ok()?.is_dir();
                 (dir_ok && queue_ok).then_some(name)
             })
             .collect();
@@ -120,10 +108,7 @@ impl Importer {
 
     /// Scans every peer and offers each new entry to `offer(peer, id, data)`,
     /// which runs it and returns whether it was kept.
-    pub fn import(
-        &mut self,
-        mut offer: impl FnMut(&str, u32, &[u8]) -> Result<bool>,
-    ) -> Result<()> {
+    pub fn import(&mut self, mut offer: impl FnMut(&str, u32, &[u8]) -> Result<bool>) -> Result<()> {
         let mut found_new = false;
         let now = SystemTime::now();
         for peer in self.peers() {
@@ -151,12 +136,7 @@ impl Importer {
                     continue;
                 }
                 // A file still being written: stop here, retry next round.
-                if meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| now.duration_since(m).ok())
-                    .is_none_or(|age| age < SETTLE)
-                {
+                if meta.modified().ok().and_then(|m| now.duration_since(m).ok()).is_none_or(|age| age < SETTLE) {
                     break;
                 }
                 next = id + 1;
@@ -177,11 +157,7 @@ impl Importer {
                 layout::write_atomic(&file, next.to_string().as_bytes())?;
             }
         }
-        self.interval = if found_new {
-            MIN_INTERVAL
-        } else {
-            (self.interval * 2).min(MAX_INTERVAL)
-        };
+        self.interval = if found_new { MIN_INTERVAL } else { (self.interval * 2).min(MAX_INTERVAL) };
         self.next_due = Instant::now() + self.interval;
         Ok(())
     }
@@ -194,12 +170,7 @@ mod tests {
     fn old_file(path: &Path, data: &[u8]) {
         std::fs::write(path, data).unwrap();
         let past = SystemTime::now() - Duration::from_secs(10);
-        std::fs::File::options()
-            .write(true)
-            .open(path)
-            .unwrap()
-            .set_modified(past)
-            .unwrap();
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(past).unwrap();
     }
 
     #[test]
@@ -212,10 +183,7 @@ mod tests {
         let q = sync.join("peer/queue");
         old_file(&q.join("id:000000,time:0,execs:0,orig:a"), b"first");
         old_file(&q.join("id:000001,src:000000,op:havoc"), b"second");
-        old_file(
-            &q.join("id:000002,sync:other,src:000001"),
-            b"imported by peer",
-        );
+        old_file(&q.join("id:000002,sync:other,src:000001"), b"imported by peer");
         old_file(&q.join("not-an-entry"), b"junk");
         old_file(&q.join("id:000003,empty"), b"");
         std::os::unix::fs::symlink("/etc/passwd", q.join("id:000004,link")).unwrap();
@@ -240,10 +208,7 @@ mod tests {
                 ("peer".to_string(), 1, b"second".to_vec()),
             ]
         );
-        assert_eq!(
-            std::fs::read_to_string(sync.join("me/.synced/peer")).unwrap(),
-            "6"
-        );
+        assert_eq!(std::fs::read_to_string(sync.join("me/.synced/peer")).unwrap(), "6");
 
         // Nothing twice, also for a new importer reading .synced.
         old_file(&q.join("id:000006,src:000001"), b"third");

@@ -52,17 +52,9 @@ pub const README: &str = "README.txt";
 pub fn validate_instance_id(id: &str) -> std::result::Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 32
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && !id.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid instance id `{id}`: use 1-32 letters, digits, `_` or `-`"
-        ))
-    }
+    if ok { Ok(()) } else { Err(format!("invalid instance id `{id}`: use 1-32 letters, digits, `_` or `-`")) }
 }
 
 /// How a queue entry came to be, for its name.
@@ -93,17 +85,11 @@ pub enum Origin {
 
 /// Keeps only characters that are safe inside an AFL++ entry name.
 pub fn sanitize(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .take(64)
-        .collect()
+    name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')).take(64).collect()
 }
 
 fn src_list(src: &[u32]) -> String {
-    src.iter()
-        .map(|s| format!("{s:06}"))
-        .collect::<Vec<_>>()
-        .join("+")
+    src.iter().map(|s| format!("{s:06}")).collect::<Vec<_>>().join("+")
 }
 
 /// Name of a queue entry.
@@ -111,10 +97,7 @@ pub fn queue_name(id: u32, origin: &Origin, time_ms: u64, execs: u64, new_cov: b
     let mut n = match origin {
         Origin::Seed { orig } => format!("id:{id:06},time:0,execs:0,orig:{}", sanitize(orig)),
         Origin::Mutation { src, op, rep } => {
-            let mut s = format!(
-                "id:{id:06},src:{},time:{time_ms},execs:{execs},op:{op}",
-                src_list(src)
-            );
+            let mut s = format!("id:{id:06},src:{},time:{time_ms},execs:{execs},op:{op}", src_list(src));
             if *rep > 0 {
                 s.push_str(&format!(",rep:{rep}"));
             }
@@ -129,18 +112,8 @@ pub fn queue_name(id: u32, origin: &Origin, time_ms: u64, execs: u64, new_cov: b
 }
 
 /// Name of a crash (`tag` adds our classification, e.g. `oom`).
-pub fn crash_name(
-    id: u32,
-    signal: i32,
-    origin: &Origin,
-    time_ms: u64,
-    execs: u64,
-    tag: Option<&str>,
-) -> String {
-    let mut n = format!(
-        "id:{id:06},sig:{signal:02},{}",
-        origin_fields(origin, time_ms, execs)
-    );
+pub fn crash_name(id: u32, signal: i32, origin: &Origin, time_ms: u64, execs: u64, tag: Option<&str>) -> String {
+    let mut n = format!("id:{id:06},sig:{signal:02},{}", origin_fields(origin, time_ms, execs));
     if let Some(t) = tag {
         n.push_str(&format!(",{t}"));
     }
@@ -162,22 +135,15 @@ fn origin_fields(origin: &Origin, time_ms: u64, execs: u64) -> String {
             }
             s
         }
-        Origin::Sync { peer, src } => format!(
-            "sync:{},src:{src:06},time:{time_ms},execs:{execs}",
-            sanitize(peer)
-        ),
+        Origin::Sync { peer, src } => format!("sync:{},src:{src:06},time:{time_ms},execs:{execs}", sanitize(peer)),
     }
 }
 
 /// The id of an entry name (`id:000042,...`, or `id_000042` as AFL++ writes
 /// on file systems without colons). `None` for names that do not parse.
 pub fn parse_id(name: &str) -> Option<u32> {
-    let rest = name
-        .strip_prefix("id:")
-        .or_else(|| name.strip_prefix("id_"))?;
-    let digits: &str = &rest[..rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len())];
+    let rest = name.strip_prefix("id:").or_else(|| name.strip_prefix("id_"))?;
+    let digits: &str = &rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())];
     if digits.is_empty() || digits.len() > 9 {
         return None;
     }
@@ -190,22 +156,17 @@ pub fn parse_id(name: &str) -> Option<u32> {
 
 /// The value of field `key` in an entry name (`sync`, `src`, `op`, ...).
 pub fn name_field<'a>(name: &'a str, key: &str) -> Option<&'a str> {
-    name.split(',')
-        .find_map(|f| f.strip_prefix(key).and_then(|v| v.strip_prefix(':')))
+    name.split(',').find_map(|f| f.strip_prefix(key).and_then(|v| v.strip_prefix(':')))
 }
 
 /// Writes a file atomically: a temporary name in the same directory, then
 /// rename, so readers never see it half-written.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().context("path without a parent")?;
-    let tmp = dir.join(format!(
-        ".tmp.{}.{}",
-        std::process::id(),
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
+    let tmp =
+        dir.join(format!(".tmp.{}.{}", std::process::id(), path.file_name().unwrap_or_default().to_string_lossy()));
     std::fs::write(&tmp, data).with_context(|| format!("failed to write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("failed to rename {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path).with_context(|| format!("failed to rename {} to {}", tmp.display(), path.display()))
 }
 
 /// Reads a `key : value` stats file (fuzzer_stats).
@@ -255,9 +216,7 @@ impl InstanceLock {
             .map_err(LockError::Io)?;
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let pid = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|s| s.trim().parse().ok());
+            let pid = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok());
             return Err(LockError::Held(pid));
         }
         file.set_len(0).map_err(LockError::Io)?;
@@ -289,39 +248,17 @@ mod tests {
 
     #[test]
     fn names_follow_afl_plus_plus() {
-        let m = Origin::Mutation {
-            src: vec![17],
-            op: "havoc".into(),
-            rep: 4,
-        };
+        let m = Origin::Mutation { src: vec![17], op: "havoc".into(), rep: 4 };
         assert_eq!(
             queue_name(42, &m, 1234, 98765, true),
             "id:000042,src:000017,time:1234,execs:98765,op:havoc,rep:4,+cov"
         );
-        let s = Origin::Sync {
-            peer: "s02".into(),
-            src: 8,
-        };
-        assert_eq!(
-            queue_name(43, &s, 0, 0, false),
-            "id:000043,sync:s02,src:000008"
-        );
-        let seed = Origin::Seed {
-            orig: "my seed,1.json".into(),
-        };
-        assert_eq!(
-            queue_name(0, &seed, 0, 0, false),
-            "id:000000,time:0,execs:0,orig:myseed1.json"
-        );
-        assert_eq!(
-            crash_name(0, 6, &m, 10, 20, None),
-            "id:000000,sig:06,src:000017,time:10,execs:20,op:havoc,rep:4"
-        );
-        let splice = Origin::Mutation {
-            src: vec![1, 2],
-            op: "splice".into(),
-            rep: 8,
-        };
+        let s = Origin::Sync { peer: "s02".into(), src: 8 };
+        assert_eq!(queue_name(43, &s, 0, 0, false), "id:000043,sync:s02,src:000008");
+        let seed = Origin::Seed { orig: "my seed,1.json".into() };
+        assert_eq!(queue_name(0, &seed, 0, 0, false), "id:000000,time:0,execs:0,orig:myseed1.json");
+        assert_eq!(crash_name(0, 6, &m, 10, 20, None), "id:000000,sig:06,src:000017,time:10,execs:20,op:havoc,rep:4");
+        let splice = Origin::Mutation { src: vec![1, 2], op: "splice".into(), rep: 8 };
         assert!(queue_name(1, &splice, 0, 0, false).contains("src:000001+000002"));
     }
 
@@ -334,10 +271,7 @@ mod tests {
         assert_eq!(parse_id("id:12abc"), None);
         assert_eq!(parse_id("README.txt"), None);
         assert_eq!(parse_id(".id:000001"), None);
-        assert_eq!(
-            name_field("id:000043,sync:s02,src:000008", "sync"),
-            Some("s02")
-        );
+        assert_eq!(name_field("id:000043,sync:s02,src:000008", "sync"), Some("s02"));
         assert_eq!(name_field("id:000043,sync:s02,src:000008", "op"), None);
     }
 
@@ -355,9 +289,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let l = InstanceLock::acquire(tmp.path()).unwrap();
         assert!(InstanceLock::is_held(tmp.path()));
-        assert!(
-            matches!(InstanceLock::acquire(tmp.path()), Err(LockError::Held(Some(p))) if p == std::process::id())
-        );
+        assert!(matches!(InstanceLock::acquire(tmp.path()), Err(LockError::Held(Some(p))) if p == std::process::id()));
         drop(l);
         assert!(!InstanceLock::is_held(tmp.path()));
         assert!(InstanceLock::acquire(tmp.path()).is_ok());

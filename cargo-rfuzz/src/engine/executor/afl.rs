@@ -80,11 +80,7 @@ impl AflExecutor {
             .context("failed to create the test-case segment")?;
         let (input_file, stdin_dup) = open_input_file(&cfg.input_file)
             .with_context(|| format!("failed to create {}", cfg.input_file.display()))?;
-        let stdin = if cmd.takes_file_argument() {
-            Stdio::null()
-        } else {
-            Stdio::from(stdin_dup)
-        };
+        let stdin = if cmd.takes_file_argument() { Stdio::null() } else { Stdio::from(stdin_dup) };
         let mut env = vec![
             (protocol::SHM_ENV_VAR, map_seg.id().to_string()),
             (protocol::SHM_FUZZ_ENV_VAR, input_seg.id().to_string()),
@@ -112,10 +108,7 @@ impl AflExecutor {
         let mut use_shm_input = false;
         let mut autodict = Vec::new();
         if hello & 0xffff_0000 == afl::ERROR {
-            bail!(TargetError(format!(
-                "the target's forkserver reported error code {:#x}",
-                hello & 0xffff
-            )));
+            bail!(TargetError(format!("the target's forkserver reported error code {:#x}", hello & 0xffff)));
         } else if hello & 0xffff_ff00 == afl::FS_VERSION {
             fs.write_u32(hello ^ 0xffff_ffff)?;
             let read = |fs: &mut Forkserver| -> Result<u32> {
@@ -130,9 +123,7 @@ impl AflExecutor {
             if options & afl::OPT_AUTODICT != 0 {
                 let len = read(&mut fs)? as usize;
                 if !(2..=0xff_ffff).contains(&len) {
-                    bail!(TargetError(format!(
-                        "the target sent an auto-dictionary of invalid size {len}"
-                    )));
+                    bail!(TargetError(format!("the target sent an auto-dictionary of invalid size {len}")));
                 }
                 let mut dict = vec![0u8; len];
                 if fs.read_timeout(&mut dict, cfg.init_timeout)? != ReadOutcome::Done {
@@ -142,9 +133,7 @@ impl AflExecutor {
             }
             let again = read(&mut fs)?;
             if again != hello {
-                bail!(TargetError(format!(
-                    "unexpected end of the forkserver handshake ({again:#x})"
-                )));
+                bail!(TargetError(format!("unexpected end of the forkserver handshake ({again:#x})")));
             }
         } else if hello & 0x8000_0001 == 0x8000_0001 {
             bail!(TargetError(
@@ -152,9 +141,7 @@ impl AflExecutor {
             ));
         }
         if map_size == 0 || map_size > MAP_MAX {
-            bail!(TargetError(format!(
-                "the target needs a map of {map_size} bytes (at most {MAP_MAX} supported)"
-            )));
+            bail!(TargetError(format!("the target needs a map of {map_size} bytes (at most {MAP_MAX} supported)")));
         }
         Ok(AflExecutor {
             fs,
@@ -169,11 +156,7 @@ impl AflExecutor {
             stopped_child: None,
             timeout: cfg.timeout,
             init_timeout: cfg.init_timeout,
-            max_input: if use_shm_input {
-                cfg.max_input.min(afl::MAX_FILE)
-            } else {
-                cfg.max_input
-            },
+            max_input: if use_shm_input { cfg.max_input.min(afl::MAX_FILE) } else { cfg.max_input },
             batch: Vec::new(),
             batch_len: 0,
             path_counts: vec![0; super::direct::PATH_COUNTS],
@@ -185,9 +168,7 @@ impl AflExecutor {
     fn deliver(&mut self, input: &[u8]) -> Result<()> {
         let input = &input[..input.len().min(self.max_input)];
         if self.use_shm_input {
-            let seg = self
-                .input_seg
-                .slice_mut(0, afl::SHMEM_FUZZ_HDR_SIZE + input.len());
+            let seg = self.input_seg.slice_mut(0, afl::SHMEM_FUZZ_HDR_SIZE + input.len());
             seg[..4].copy_from_slice(&(input.len() as u32).to_ne_bytes());
             seg[4..].copy_from_slice(input);
         } else {
@@ -202,16 +183,11 @@ impl AflExecutor {
     fn exec(&mut self, input: &[u8]) -> Result<ExitKind> {
         self.deliver(input)?;
         self.map_seg.slice_mut(0, self.map_size).fill(0);
-        self.fs
-            .write_u32(u32::from(self.was_killed))
-            .context("the target's forkserver is gone")?;
+        self.fs.write_u32(u32::from(self.was_killed)).context("the target's forkserver is gone")?;
         self.was_killed = false;
         let pid = match self.fs.read_u32(self.init_timeout)? {
             Ok(p) => p as i32,
-            Err(_) => bail!(TargetError(format!(
-                "the forkserver died: it {}",
-                self.fs.startup_failure()
-            ))),
+            Err(_) => bail!(TargetError(format!("the forkserver died: it {}", self.fs.startup_failure()))),
         };
         let status = match self.fs.read_u32(self.timeout)? {
             Ok(s) => s as i32,
@@ -221,15 +197,10 @@ impl AflExecutor {
                 self.stopped_child = None;
                 match self.fs.read_u32(self.init_timeout)? {
                     Ok(_) => return Ok(ExitKind::Timeout),
-                    Err(_) => bail!(TargetError(
-                        "the forkserver did not report a killed child".into()
-                    )),
+                    Err(_) => bail!(TargetError("the forkserver did not report a killed child".into())),
                 }
             }
-            Err(_) => bail!(TargetError(format!(
-                "the forkserver died: it {}",
-                self.fs.startup_failure()
-            ))),
+            Err(_) => bail!(TargetError(format!("the forkserver died: it {}", self.fs.startup_failure()))),
         };
         if libc::WIFSTOPPED(status) {
             self.stopped_child = Some(pid);
@@ -237,10 +208,7 @@ impl AflExecutor {
         }
         self.stopped_child = None;
         if libc::WIFSIGNALED(status) {
-            return Ok(ExitKind::Crash {
-                signal: libc::WTERMSIG(status),
-                cause: CrashCause::Signal,
-            });
+            return Ok(ExitKind::Crash { signal: libc::WTERMSIG(status), cause: CrashCause::Signal });
         }
         Ok(ExitKind::Ok)
     }
@@ -248,14 +216,9 @@ impl AflExecutor {
 
 /// Whether raw counters have a bucket bit still set in `virgin`.
 fn has_new_bits_raw(map: &[u8], virgin: &[u8]) -> bool {
-    map.chunks_exact(8)
-        .zip(virgin.chunks_exact(8))
-        .any(|(m, v)| {
-            u64::from_ne_bytes(m.try_into().unwrap()) != 0
-                && m.iter()
-                    .zip(v)
-                    .any(|(&c, &vb)| BUCKETS[c as usize] & vb != 0)
-        })
+    map.chunks_exact(8).zip(virgin.chunks_exact(8)).any(|(m, v)| {
+        u64::from_ne_bytes(m.try_into().unwrap()) != 0 && m.iter().zip(v).any(|(&c, &vb)| BUCKETS[c as usize] & vb != 0)
+    })
 }
 
 impl Executor for AflExecutor {
@@ -320,11 +283,9 @@ impl Executor for AflExecutor {
             }
             // Count the path, as the rfuzz runtime does in its child.
             self.scratch.clear();
-            self.scratch
-                .extend_from_slice(self.map_seg.slice(0, self.map_size));
+            self.scratch.extend_from_slice(self.map_seg.slice(0, self.map_size));
             crate::engine::coverage::classify(&mut self.scratch);
-            let slot = crate::engine::coverage::hash(&self.scratch) as usize
-                & (self.path_counts.len() - 1);
+            let slot = crate::engine::coverage::hash(&self.scratch) as usize & (self.path_counts.len() - 1);
             self.path_counts[slot] = self.path_counts[slot].wrapping_add(1);
             if stop_on_new && has_new_bits_raw(self.map(), &self.virgin) {
                 return Ok(BatchStop::Interesting(i));
@@ -337,10 +298,7 @@ impl Executor for AflExecutor {
         self.exec(input)
     }
 
-    fn run_cmplog(
-        &mut self,
-        _input: &[u8],
-    ) -> Result<Option<Vec<rfuzz::protocol::cmplog::Record>>> {
+    fn run_cmplog(&mut self, _input: &[u8]) -> Result<Option<Vec<rfuzz::protocol::cmplog::Record>>> {
         Ok(None)
     }
 
@@ -351,16 +309,8 @@ impl Executor for AflExecutor {
     fn describe(&self) -> String {
         format!(
             "AFL++ {}{}",
-            if self.persistent {
-                "persistent"
-            } else {
-                "fork"
-            },
-            if self.use_shm_input {
-                ", shared-memory input"
-            } else {
-                ""
-            }
+            if self.persistent { "persistent" } else { "fork" },
+            if self.use_shm_input { ", shared-memory input" } else { "" }
         )
     }
 }
@@ -379,10 +329,7 @@ mod tests {
 
     #[test]
     fn autodict_entries_are_length_prefixed() {
-        assert_eq!(
-            parse_autodict(b"\x03abc\x01z"),
-            vec![b"abc".to_vec(), b"z".to_vec()]
-        );
+        assert_eq!(parse_autodict(b"\x03abc\x01z"), vec![b"abc".to_vec(), b"z".to_vec()]);
         assert_eq!(parse_autodict(b"\x05ab"), Vec::<Vec<u8>>::new());
     }
 

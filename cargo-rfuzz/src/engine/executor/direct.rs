@@ -106,27 +106,17 @@ impl DirectExecutor {
         }
         let word = |i: usize| u32::from_ne_bytes(hello[i * 4..i * 4 + 4].try_into().unwrap());
         if word(0) != direct::HELLO {
-            return Err(protocol_error(
-                &cmd.binary,
-                &format!("sent an unexpected handshake ({:#x})", word(0)),
-            ));
+            return Err(protocol_error(&cmd.binary, &format!("sent an unexpected handshake ({:#x})", word(0))));
         }
         if word(1) != direct::VERSION {
             return Err(protocol_error(
                 &cmd.binary,
-                &format!(
-                    "speaks rfuzz protocol v{} (this engine: v{})",
-                    word(1),
-                    direct::VERSION
-                ),
+                &format!("speaks rfuzz protocol v{} (this engine: v{})", word(1), direct::VERSION),
             ));
         }
         let map_size = word(2) as usize;
         if map_size == 0 || map_size % 64 != 0 || map_size > 256 << 20 {
-            return Err(protocol_error(
-                &cmd.binary,
-                &format!("reported an invalid map size {map_size}"),
-            ));
+            return Err(protocol_error(&cmd.binary, &format!("reported an invalid map size {map_size}")));
         }
         let table_cap = cfg.batch_entries + 1;
         let layout = Layout::new(
@@ -136,8 +126,7 @@ impl DirectExecutor {
             cmplog::log_size(cfg.cmp_records),
             PATH_COUNTS,
         );
-        let seg = Segment::create(layout.total_size)
-            .context("failed to create the shared-memory segment")?;
+        let seg = Segment::create(layout.total_size).context("failed to create the shared-memory segment")?;
         let mut exec = DirectExecutor {
             fs,
             seg,
@@ -159,10 +148,7 @@ impl DirectExecutor {
         let mut reply = [0u8; 8];
         match exec.fs.read_timeout(&mut reply, cfg.init_timeout)? {
             ReadOutcome::Done => {}
-            _ => bail!(TargetError(format!(
-                "the target failed the handshake: it {}",
-                exec.fs.startup_failure()
-            ))),
+            _ => bail!(TargetError(format!("the target failed the handshake: it {}", exec.fs.startup_failure()))),
         }
         let (tag, value) = split(&reply);
         if tag != direct::MSG_READY {
@@ -208,22 +194,15 @@ impl DirectExecutor {
         if self.child.is_some() {
             return Ok(());
         }
-        self.fs
-            .write_u32(direct::CMD_FORK)
-            .context("the forkserver is gone")?;
+        self.fs.write_u32(direct::CMD_FORK).context("the forkserver is gone")?;
         let mut reply = [0u8; 8];
         match self.fs.read_timeout(&mut reply, self.init_timeout)? {
             ReadOutcome::Done => {}
-            _ => bail!(TargetError(format!(
-                "the forkserver stopped answering: it {}",
-                self.fs.startup_failure()
-            ))),
+            _ => bail!(TargetError(format!("the forkserver stopped answering: it {}", self.fs.startup_failure()))),
         }
         let (tag, pid) = split(&reply);
         if tag != direct::MSG_PID {
-            bail!(TargetError(format!(
-                "unexpected forkserver reply {tag:#x} to a fork request"
-            )));
+            bail!(TargetError(format!("unexpected forkserver reply {tag:#x} to a fork request")));
         }
         self.child = Some(pid as i32);
         self.execs_since_fork = 0;
@@ -237,11 +216,7 @@ impl DirectExecutor {
         let mut killed_at = None;
         loop {
             let mut msg = [0u8; 8];
-            let wait = if killed_at.is_some() {
-                self.init_timeout
-            } else {
-                timeout.unwrap_or(self.init_timeout)
-            };
+            let wait = if killed_at.is_some() { self.init_timeout } else { timeout.unwrap_or(self.init_timeout) };
             match self.fs.read_timeout(&mut msg, wait)? {
                 ReadOutcome::Done => {
                     let (tag, value) = split(&msg);
@@ -254,22 +229,15 @@ impl DirectExecutor {
                                 None => Reply::Died(value as i32),
                             });
                         }
-                        other => bail!(TargetError(format!(
-                            "unexpected message {other:#x} from the target"
-                        ))),
+                        other => bail!(TargetError(format!("unexpected message {other:#x} from the target"))),
                     }
                 }
                 ReadOutcome::Eof => {
-                    bail!(TargetError(format!(
-                        "the forkserver died: it {}",
-                        self.fs.startup_failure()
-                    )))
+                    bail!(TargetError(format!("the forkserver died: it {}", self.fs.startup_failure())))
                 }
                 ReadOutcome::TimedOut => {
                     if killed_at.is_some() {
-                        bail!(TargetError(
-                            "the forkserver did not report a killed child".into()
-                        ));
+                        bail!(TargetError("the forkserver did not report a killed child".into()));
                     }
                     let seq = self.header().exec_seq.load(Relaxed);
                     if seq != last_seq && timeout.is_some() {
@@ -294,18 +262,9 @@ impl DirectExecutor {
         let signal = libc::WTERMSIG(status);
         match self.header().exit_reason.load(Relaxed) {
             direct::EXIT_OOM => ExitKind::Oom,
-            direct::EXIT_STACK_OVERFLOW => ExitKind::Crash {
-                signal,
-                cause: CrashCause::StackOverflow,
-            },
-            direct::EXIT_PANIC => ExitKind::Crash {
-                signal,
-                cause: CrashCause::Panic,
-            },
-            _ => ExitKind::Crash {
-                signal,
-                cause: CrashCause::Signal,
-            },
+            direct::EXIT_STACK_OVERFLOW => ExitKind::Crash { signal, cause: CrashCause::StackOverflow },
+            direct::EXIT_PANIC => ExitKind::Crash { signal, cause: CrashCause::Panic },
+            _ => ExitKind::Crash { signal, cause: CrashCause::Signal },
         }
     }
 
@@ -317,15 +276,11 @@ impl DirectExecutor {
         h.flags.store(flags, Relaxed);
         h.exit_reason.store(direct::EXIT_NONE, Relaxed);
         h.cur_index.store(start as u32, Relaxed);
-        self.fs
-            .write_u32(direct::CMD_RUN)
-            .context("the target's forkserver is gone")?;
+        self.fs.write_u32(direct::CMD_RUN).context("the target's forkserver is gone")?;
         let reply = self.wait_reply(Some(self.timeout))?;
         let ran = match reply {
             Reply::Done(stop) => stop.min(count) - start + usize::from(stop < count),
-            Reply::Died(_) | Reply::TimedOut(_) => {
-                self.header().cur_index.load(Relaxed) as usize + 1 - start
-            }
+            Reply::Died(_) | Reply::TimedOut(_) => self.header().cur_index.load(Relaxed) as usize + 1 - start,
         };
         self.execs_since_fork += ran as u64;
         Ok(reply)
@@ -334,9 +289,7 @@ impl DirectExecutor {
     fn write_single(&mut self, input: &[u8]) -> usize {
         let len = input.len().min(self.max_input);
         let off = self.batch_bytes;
-        self.seg
-            .slice_mut(self.layout.data_off + off, len)
-            .copy_from_slice(&input[..len]);
+        self.seg.slice_mut(self.layout.data_off + off, len).copy_from_slice(&input[..len]);
         let slot = self.single_slot();
         let e = &self.table()[slot];
         e.offset.store(off as u32, Relaxed);
@@ -346,10 +299,7 @@ impl DirectExecutor {
 }
 
 fn split(msg: &[u8; 8]) -> (u32, u32) {
-    (
-        u32::from_ne_bytes(msg[..4].try_into().unwrap()),
-        u32::from_ne_bytes(msg[4..].try_into().unwrap()),
-    )
+    (u32::from_ne_bytes(msg[..4].try_into().unwrap()), u32::from_ne_bytes(msg[4..].try_into().unwrap()))
 }
 
 impl Executor for DirectExecutor {
@@ -362,21 +312,12 @@ impl Executor for DirectExecutor {
     }
 
     fn map_and_virgin(&mut self) -> (&mut [u8], &mut [u8]) {
-        let (m, v, n) = (
-            self.layout.map_off,
-            self.layout.virgin_off,
-            self.layout.map_size,
-        );
+        let (m, v, n) = (self.layout.map_off, self.layout.virgin_off, self.layout.map_size);
         let base = self.seg.as_ptr();
         // SAFETY: both ranges lie inside the segment (Layout::new) and do not
         // overlap; `&mut self` gives unique access on this side while the
         // child is idle.
-        unsafe {
-            (
-                std::slice::from_raw_parts_mut(base.add(m), n),
-                std::slice::from_raw_parts_mut(base.add(v), n),
-            )
-        }
+        unsafe { (std::slice::from_raw_parts_mut(base.add(m), n), std::slice::from_raw_parts_mut(base.add(v), n)) }
     }
 
     fn set_timeout(&mut self, timeout: Duration) {
@@ -402,9 +343,7 @@ impl Executor for DirectExecutor {
             return false;
         }
         let off = self.batch_used;
-        self.seg
-            .slice_mut(self.layout.data_off + off, len)
-            .copy_from_slice(&input[..len]);
+        self.seg.slice_mut(self.layout.data_off + off, len).copy_from_slice(&input[..len]);
         let e = &self.table()[self.batch_len];
         e.offset.store(off as u32, Relaxed);
         e.len.store(len as u32, Relaxed);
@@ -419,36 +358,22 @@ impl Executor for DirectExecutor {
 
     fn batch_input(&self, i: usize) -> &[u8] {
         let e = &self.table()[i];
-        self.seg.slice(
-            self.layout.data_off + e.offset.load(Relaxed) as usize,
-            e.len.load(Relaxed) as usize,
-        )
+        self.seg.slice(self.layout.data_off + e.offset.load(Relaxed) as usize, e.len.load(Relaxed) as usize)
     }
 
     fn run_batch(&mut self, from: usize, stop_on_new: bool) -> Result<BatchStop> {
         if from >= self.batch_len {
             return Ok(BatchStop::Completed);
         }
-        let flags = direct::RUN_COUNT_PATHS
-            | if stop_on_new {
-                direct::RUN_STOP_ON_NEW
-            } else {
-                0
-            };
+        let flags = direct::RUN_COUNT_PATHS | if stop_on_new { direct::RUN_STOP_ON_NEW } else { 0 };
         Ok(match self.start_command(from, self.batch_len, flags)? {
             Reply::Done(stop) if stop >= self.batch_len => BatchStop::Completed,
             Reply::Done(stop) => BatchStop::Interesting(stop),
             Reply::Died(status) => {
                 let index = self.header().cur_index.load(Relaxed) as usize;
-                BatchStop::Ended {
-                    index,
-                    kind: self.exit_kind(status),
-                }
+                BatchStop::Ended { index, kind: self.exit_kind(status) }
             }
-            Reply::TimedOut(index) => BatchStop::Ended {
-                index,
-                kind: ExitKind::Timeout,
-            },
+            Reply::TimedOut(index) => BatchStop::Ended { index, kind: ExitKind::Timeout },
         })
     }
 

@@ -134,10 +134,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     };
     let mut i = 0;
     while i + needle.len() <= haystack.len() {
-        match haystack[i..haystack.len() - rest.len()]
-            .iter()
-            .position(|&b| b == first)
-        {
+        match haystack[i..haystack.len() - rest.len()].iter().position(|&b| b == first) {
             Some(p) => {
                 let at = i + p;
                 if &haystack[at + 1..at + needle.len()] == rest {
@@ -158,9 +155,7 @@ pub fn inspect_binary(path: &Path) -> Result<BinaryKind> {
     Ok(if contains(&data, rfuzz::protocol::direct::BINARY_SIG) {
         BinaryKind::Rfuzz
     } else if contains(&data, rfuzz::protocol::SHM_ENV_VAR_SIG) {
-        BinaryKind::Afl {
-            persistent: contains(&data, rfuzz::protocol::PERSIST_SIG),
-        }
+        BinaryKind::Afl { persistent: contains(&data, rfuzz::protocol::PERSIST_SIG) }
     } else {
         BinaryKind::Plain
     })

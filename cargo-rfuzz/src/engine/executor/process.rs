@@ -20,7 +20,8 @@ pub struct TargetCommand {
     pub args: Vec<OsString>,
     /// Extra environment variables.
     pub env: Vec<(OsString, OsString)>,
-    /// Address-space limit of the target in MiB.
+    /// Memory limit of the target in MiB: its data size (heap and private
+    /// mappings; RLIMIT_DATA) and its largest single allocation.
     pub mem_limit_mb: Option<u64>,
     /// Let the target write to our stdout/stderr (debugging).
     pub show_output: bool,
@@ -65,9 +66,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Name of a signal ("SIGSEGV"), or its number.
 pub fn signal_name(sig: i32) -> String {
-    nix::sys::signal::Signal::try_from(sig)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| format!("signal {sig}"))
+    nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {sig}"))
 }
 
 /// Human description of a wait status.
@@ -99,17 +98,16 @@ impl Forkserver {
                 _ => c.arg(a),
             };
         }
+        // Single allocations above the limit (2 GiB by default, as
+        // libFuzzer's -malloc_limit_mb) are out-of-memory bugs.
+        c.env(protocol::MALLOC_LIMIT_ENV_VAR, cmd.mem_limit_mb.unwrap_or(2048).to_string());
         c.envs(cmd.env.iter().map(|(k, v)| (k, v)));
         c.envs(env.iter().map(|(k, v)| (k, v)));
         c.stdin(stdin);
         if cmd.show_output {
             c.stdout(Stdio::inherit()).stderr(Stdio::inherit());
         } else {
-            c.stdout(Stdio::null()).stderr(if capture_stderr {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
+            c.stdout(Stdio::null()).stderr(if capture_stderr { Stdio::piped() } else { Stdio::null() });
         }
         let ctl_fd = ctl_read.as_raw_fd();
         let st_fd = st_write.as_raw_fd();
@@ -118,24 +116,18 @@ impl Forkserver {
         // (dup2, setrlimit, prctl), on descriptors that stay open until exec.
         unsafe {
             c.pre_exec(move || {
-                if libc::dup2(ctl_fd, protocol::CONTROL_FD) < 0
-                    || libc::dup2(st_fd, protocol::STATUS_FD) < 0
-                {
+                if libc::dup2(ctl_fd, protocol::CONTROL_FD) < 0 || libc::dup2(st_fd, protocol::STATUS_FD) < 0 {
                     return Err(io::Error::last_os_error());
                 }
                 // Crashes are expected by the thousand: no core dumps.
-                let zero = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
+                let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
                 libc::setrlimit(libc::RLIMIT_CORE, &zero);
                 if let Some(mb) = mem {
+                    // Data, not address space: the shared-memory segments and
+                    // the binary itself must not count against the target.
                     let bytes = mb.saturating_mul(1 << 20);
-                    let lim = libc::rlimit {
-                        rlim_cur: bytes,
-                        rlim_max: bytes,
-                    };
-                    libc::setrlimit(libc::RLIMIT_AS, &lim);
+                    let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+                    libc::setrlimit(libc::RLIMIT_DATA, &lim);
                 }
                 // The forkserver dies with us, even on SIGKILL.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -146,12 +138,7 @@ impl Forkserver {
         drop(ctl_read);
         drop(st_write);
         let stderr = child.stderr.take();
-        Ok(Forkserver {
-            child,
-            ctl: File::from(ctl_write),
-            st: File::from(st_read),
-            stderr,
-        })
+        Ok(Forkserver { child, ctl: File::from(ctl_write), st: File::from(st_read), stderr })
     }
 
     /// Writes a native-endian `u32` command.
@@ -165,11 +152,7 @@ impl Forkserver {
         let mut done = 0;
         while done < buf.len() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let mut pfd = libc::pollfd {
-                fd: self.st.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            let mut pfd = libc::pollfd { fd: self.st.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             let ms = left.as_millis().min(i32::MAX as u128) as i32;
             // SAFETY: one valid pollfd.
             let r = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -228,19 +211,8 @@ impl Forkserver {
             let _ = (&mut e).take(1 << 20).read_to_end(&mut buf);
             text = String::from_utf8_lossy(&buf).into_owned();
         }
-        let tail: Vec<&str> = text
-            .lines()
-            .rev()
-            .take(12)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        if tail.is_empty() {
-            how
-        } else {
-            format!("{how}; its last output:\n  {}", tail.join("\n  "))
-        }
+        let tail: Vec<&str> = text.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+        if tail.is_empty() { how } else { format!("{how}; its last output:\n  {}", tail.join("\n  ")) }
     }
 
     /// Drops the captured stderr (after a successful handshake the runtime
@@ -269,12 +241,7 @@ pub fn kill(pid: i32) {
 /// Opens the input file for file and stdin delivery: a handle to rewrite it
 /// with, and a duplicate sharing its offset for the target's stdin.
 pub fn open_input_file(path: &Path) -> io::Result<(File, File)> {
-    let w = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
+    let w = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
     let dup = w.try_clone()?;
     Ok((w, dup))
 }

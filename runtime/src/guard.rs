@@ -1,0 +1,217 @@
+//! Telling crashes apart: out-of-memory and stack overflow.
+//!
+//! * **Memory**: on glibc the runtime interposes `malloc` and friends (they
+//!   forward to glibc's `__libc_*` allocator). An allocation above the limit
+//!   the fuzzer sets (`RFUZZ_MALLOC_LIMIT_MB`, like libFuzzer's
+//!   `-malloc_limit_mb`) or one the system refuses is recorded as an
+//!   out-of-memory exit, so a `Vec::with_capacity(len_from_input)` bug is
+//!   reported as such instead of as an anonymous abort.
+//! * **Stack overflow**: a `SIGSEGV`/`SIGBUS` handler on an alternate stack
+//!   checks whether the faulting address is just below the main thread's
+//!   stack and records a stack overflow before the process dies of the signal.
+//!   (The Rust runtime installs such a handler in `lang_start`, which a
+//!   `#![no_main]` fuzz target never runs.)
+
+use crate::protocol::direct;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::os::raw::{c_int, c_void};
+
+/// Largest single allocation, in bytes.
+static MALLOC_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Lowest address of the main thread's stack, and how far below it a fault
+/// still counts as an overflow.
+static STACK_LOW: AtomicUsize = AtomicUsize::new(0);
+const GUARD_SPAN: usize = 1 << 20;
+
+fn write_stderr(msg: &[u8]) {
+    // SAFETY: write(2) from a valid buffer; async-signal-safe.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+fn out_of_memory(size: usize) -> ! {
+    crate::record_exit_reason(direct::EXIT_OOM);
+    // Format without allocating: we are inside malloc.
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = size;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    write_stderr(b"rfuzz: out of memory: an allocation of ");
+    write_stderr(&digits[i..]);
+    write_stderr(b" bytes exceeds the limit (-m, RFUZZ_MALLOC_LIMIT_MB)\n");
+    std::process::abort();
+}
+
+#[inline]
+fn check(size: usize) {
+    if size > MALLOC_LIMIT.load(Relaxed) {
+        out_of_memory(size);
+    }
+}
+
+#[inline]
+fn refused(p: *mut c_void, size: usize) -> *mut c_void {
+    if p.is_null() && size != 0 {
+        // The system refused (address-space limit): let the caller fail,
+        // but remember why the process is about to die.
+        crate::record_exit_reason(direct::EXIT_OOM);
+    }
+    p
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod interpose {
+    //! glibc supports replacing its allocator by defining these symbols in
+    //! the executable; we forward to its own implementation.
+    use super::*;
+
+    unsafe extern "C" {
+        fn __libc_malloc(size: usize) -> *mut c_void;
+        fn __libc_calloc(n: usize, size: usize) -> *mut c_void;
+        fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void;
+        fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
+    }
+
+    /// `malloc` with the fuzzer's limit.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn malloc(size: usize) -> *mut c_void {
+        check(size);
+        // SAFETY: forwarding to glibc's allocator.
+        refused(unsafe { __libc_malloc(size) }, size)
+    }
+
+    /// `calloc` with the fuzzer's limit.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+        let Some(total) = n.checked_mul(size) else { return core::ptr::null_mut() };
+        check(total);
+        // SAFETY: forwarding to glibc's allocator.
+        refused(unsafe { __libc_calloc(n, size) }, total)
+    }
+
+    /// `realloc` with the fuzzer's limit.
+    ///
+    /// # Safety
+    /// `p` is null or was returned by this allocator and not freed.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+        check(size);
+        // SAFETY: the caller's contract is realloc's.
+        refused(unsafe { __libc_realloc(p, size) }, size)
+    }
+
+    /// `posix_memalign` with the fuzzer's limit.
+    ///
+    /// # Safety
+    /// `out` must be valid for a write.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+        if !align.is_power_of_two() || align % size_of::<usize>() != 0 {
+            return libc::EINVAL;
+        }
+        check(size);
+        // SAFETY: forwarding to glibc's allocator.
+        let p = refused(unsafe { __libc_memalign(align, size) }, size);
+        if p.is_null() {
+            return libc::ENOMEM;
+        }
+        // SAFETY: the caller passes a valid out-pointer.
+        unsafe { *out = p };
+        0
+    }
+
+    /// `aligned_alloc` with the fuzzer's limit.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+        check(size);
+        // SAFETY: forwarding to glibc's allocator.
+        refused(unsafe { __libc_memalign(align, size) }, size)
+    }
+
+    /// `memalign` with the fuzzer's limit.
+    #[unsafe(no_mangle)]
+    pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+        check(size);
+        // SAFETY: forwarding to glibc's allocator.
+        refused(unsafe { __libc_memalign(align, size) }, size)
+    }
+
+    /// Keeps the interposed symbols linked (see `__private::main`).
+    pub fn keep() {
+        core::hint::black_box(malloc as extern "C" fn(usize) -> *mut c_void);
+        core::hint::black_box(calloc as extern "C" fn(usize, usize) -> *mut c_void);
+        core::hint::black_box(realloc as unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void);
+        core::hint::black_box(posix_memalign as unsafe extern "C" fn(*mut *mut c_void, usize, usize) -> c_int);
+        core::hint::black_box(aligned_alloc as extern "C" fn(usize, usize) -> *mut c_void);
+        core::hint::black_box(memalign as extern "C" fn(usize, usize) -> *mut c_void);
+    }
+}
+
+/// Sets the single-allocation limit from the environment.
+pub fn init_malloc_limit() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    interpose::keep();
+    let mb = std::env::var(crate::protocol::MALLOC_LIMIT_ENV_VAR).ok().and_then(|v| v.trim().parse::<usize>().ok());
+    if let Some(mb) = mb.filter(|&m| m > 0) {
+        MALLOC_LIMIT.store(mb.saturating_mul(1 << 20), Relaxed);
+    }
+}
+
+extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let low = STACK_LOW.load(Relaxed);
+    if low != 0 && addr < low + 4096 && addr + GUARD_SPAN >= low {
+        crate::record_exit_reason(direct::EXIT_STACK_OVERFLOW);
+        write_stderr(b"rfuzz: stack overflow (the input makes the code recurse too deeply)\n");
+    }
+    // Die of the original signal: restore the default action and return, so
+    // the faulting instruction runs again.
+    // SAFETY: resetting a signal disposition is async-signal-safe.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+/// Installs the stack-overflow detector for the main thread.
+pub fn init_stack_overflow_handler() {
+    // SAFETY: plain libc calls on a zeroed attribute struct and a fresh
+    // mapping; failures leave the detector off.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) == 0 {
+            let mut addr: *mut c_void = core::ptr::null_mut();
+            let mut size: usize = 0;
+            if libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0 {
+                STACK_LOW.store(addr as usize, Relaxed);
+            }
+            libc::pthread_attr_destroy(&mut attr);
+        }
+        let alt_size = 64 * 1024;
+        let alt = libc::mmap(
+            core::ptr::null_mut(),
+            alt_size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if alt == libc::MAP_FAILED {
+            return;
+        }
+        let ss = libc::stack_t { ss_sp: alt, ss_flags: 0, ss_size: alt_size };
+        if libc::sigaltstack(&ss, core::ptr::null_mut()) != 0 {
+            return;
+        }
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = on_fault as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGSEGV, &sa, core::ptr::null_mut());
+        libc::sigaction(libc::SIGBUS, &sa, core::ptr::null_mut());
+    }
+}
