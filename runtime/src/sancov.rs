@@ -92,13 +92,11 @@ pub unsafe extern "C" fn __sanitizer_cov_trace_pc_guard_init(start: *mut u32, st
         let count = stop.offset_from(start) as u32;
         let first = GUARDS.fetch_add(count, Relaxed) + 1;
         let needed = crate::protocol::map_size_for_guards(first + count - 1) as usize;
-        if needed > MAP_CAPACITY.load(Relaxed) {
-            if MAP_IS_EXTERNAL.load(Relaxed) == 0 {
-                let fresh = alloc_private_map(needed.next_power_of_two());
-                if !fresh.is_null() {
-                    MAP_CAPACITY.store(needed.next_power_of_two(), Relaxed);
-                    MAP_PTR.store(fresh, Relaxed);
-                }
+        if needed > MAP_CAPACITY.load(Relaxed) && MAP_IS_EXTERNAL.load(Relaxed) == 0 {
+            let fresh = alloc_private_map(needed.next_power_of_two());
+            if !fresh.is_null() {
+                MAP_CAPACITY.store(needed.next_power_of_two(), Relaxed);
+                MAP_PTR.store(fresh, Relaxed);
             }
         }
         let capacity = MAP_CAPACITY.load(Relaxed) as u32;

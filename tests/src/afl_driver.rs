@@ -39,7 +39,7 @@ impl Shm {
         }
     }
 
-    fn slice(&self) -> &mut [u8] {
+    fn slice(&mut self) -> &mut [u8] {
         // SAFETY: the mapping is `size` bytes and lives as long as `self`.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.size) }
     }

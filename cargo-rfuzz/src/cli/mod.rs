@@ -42,7 +42,7 @@ pub enum Command {
     /// Build instrumented fuzz targets; prints each binary's path on stdout.
     Build(build::BuildArgs),
     /// Fuzz one target with one instance (afl-fuzz's flags).
-    Fuzz(fuzz::FuzzArgs),
+    Fuzz(Box<fuzz::FuzzArgs>),
     /// Run inputs (crash files) through a target once, with a backtrace.
     Repro(repro::ReproArgs),
     /// Measure exec/s of each executor on a built binary.
@@ -99,7 +99,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Add(a) => add::run(a),
         Command::List(a) => list::run(a),
         Command::Build(a) => build::run(a),
-        Command::Fuzz(a) => fuzz::run(a),
+        Command::Fuzz(a) => fuzz::run(*a),
         Command::Repro(a) => repro::run(a),
         Command::BenchExec(a) => bench::run(a),
     }

@@ -187,7 +187,7 @@ mod tests {
         old_file(&q.join("not-an-entry"), b"junk");
         old_file(&q.join("id:000003,empty"), b"");
         std::os::unix::fs::symlink("/etc/passwd", q.join("id:000004,link")).unwrap();
-        old_file(&q.join("id:000005,big"), &vec![0u8; 100]);
+        old_file(&q.join("id:000005,big"), &[0u8; 100]);
         // A peer that is a symlink to somewhere else entirely.
         std::os::unix::fs::symlink(sync.join("peer"), sync.join("linked")).unwrap();
         old_file(&sync.join("evil/queue/id:000000,x"), b"evil but valid");
