@@ -8,4 +8,5 @@ pub mod engine;
 pub mod exit;
 pub mod report;
 pub mod runtime_src;
+pub mod supervisor;
 pub mod sync;

@@ -62,14 +62,24 @@ pub fn binary_path(project: &FuzzProject, target: &str, triple: &str, profile: P
 
 /// Clears artifacts built with another flag set (older cargo-rfuzz), so cargo
 /// does not reuse objects whose instrumentation differs.
-fn check_stamp(profile_dir: &Path, stamp: &str) -> Result<(), Error> {
+/// Concurrent builds (several `cargo rfuzz` commands at once) take a lock
+/// around this check, and the stamp is replaced atomically, so a build never
+/// deletes artifacts another one of the same flag set is using.
+fn check_stamp(target_dir: &Path, profile_dir: &Path, stamp: &str) -> Result<(), Error> {
+    let io = |what: String| move |source| Error::Io { what, source };
+    std::fs::create_dir_all(profile_dir).map_err(io(format!("create {}", profile_dir.display())))?;
+    let lock_path = target_dir.join(".rfuzz-stamp.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(io(format!("create {}", lock_path.display())))?;
+    lock.lock().map_err(io(format!("lock {}", lock_path.display())))?;
     let stamp_file = profile_dir.join(".rfuzz-flags");
-    let current = std::fs::read_to_string(&stamp_file).ok();
-    if current.as_deref() != Some(stamp) && profile_dir.exists() {
-        std::fs::remove_dir_all(profile_dir).map_err(|source| Error::Io {
-            what: format!("remove stale artifacts in {}", profile_dir.display()),
-            source,
-        })?;
+    if std::fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp) {
+        std::fs::remove_dir_all(profile_dir)
+            .map_err(io(format!("remove stale artifacts in {}", profile_dir.display())))?;
+        std::fs::create_dir_all(profile_dir).map_err(io(format!("create {}", profile_dir.display())))?;
+        let tmp = profile_dir.join(format!(".rfuzz-flags.{}", std::process::id()));
+        std::fs::write(&tmp, stamp)
+            .and_then(|_| std::fs::rename(&tmp, &stamp_file))
+            .map_err(io(format!("write {}", stamp_file.display())))?;
     }
     Ok(())
 }
@@ -109,10 +119,7 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
     let target_dir = rfuzz_target_dir(project);
     let profile_dir = target_dir.join(&triple).join(opts.profile.dir_name());
     let stamp = flags::flag_stamp(opts.profile);
-    check_stamp(&profile_dir, &stamp)?;
-    std::fs::create_dir_all(&profile_dir)
-        .and_then(|_| std::fs::write(profile_dir.join(".rfuzz-flags"), &stamp))
-        .map_err(|source| Error::Io { what: format!("write {}", profile_dir.display()), source })?;
+    check_stamp(&target_dir, &profile_dir, &stamp)?;
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);

@@ -112,7 +112,7 @@ mod interpose {
     /// `out` must be valid for a write.
     #[unsafe(no_mangle)]
     pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
-        if !align.is_power_of_two() || align % size_of::<usize>() != 0 {
+        if !align.is_power_of_two() || !align.is_multiple_of(size_of::<usize>()) {
             return libc::EINVAL;
         }
         check(size);

@@ -24,11 +24,11 @@ fn collect(arg: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// panic message and a backtrace (see the panic hook).
 pub fn run(harness: fn(&[u8])) -> ! {
     // Without a forkserver an AFL-style tool may still pass a map.
-    if let Some(Some(seg)) = shm::attach_env(protocol::SHM_ENV_VAR) {
-        if seg.size >= sancov::map_size() {
-            // SAFETY: attached for the life of the process, large enough.
-            unsafe { sancov::install_map(seg.ptr, seg.size) };
-        }
+    if let Some(Some(seg)) = shm::attach_env(protocol::SHM_ENV_VAR)
+        && seg.size >= sancov::map_size()
+    {
+        // SAFETY: attached for the life of the process, large enough.
+        unsafe { sancov::install_map(seg.ptr, seg.size) };
     }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let quiet = std::env::var_os(protocol::SHM_ENV_VAR).is_some();

@@ -74,6 +74,9 @@ pub struct FuzzArgs {
     /// Let the target print to the terminal (debugging).
     #[arg(long)]
     pub show_output: bool,
+    /// Seed shard `K/N` (set by `run`: instances start from different seeds).
+    #[arg(long, hide = true, value_parser = parse_shard)]
+    pub seed_shard: Option<(usize, usize)>,
     /// Mutation flavour (set by `run` to diversify instances).
     #[arg(long, hide = true, default_value_t = 0)]
     pub flavor: usize,
@@ -87,6 +90,15 @@ pub struct FuzzArgs {
     /// Arguments for the target (`@@` is replaced by the input file).
     #[arg(last = true, value_name = "TARGET_ARGS")]
     pub target_args: Vec<OsString>,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s.split_once('/').ok_or("expected K/N")?;
+    let (k, n): (usize, usize) = (k.parse().map_err(|_| "bad K")?, n.parse().map_err(|_| "bad N")?);
+    if n == 0 || k >= n {
+        return Err("need K < N".into());
+    }
+    Ok((k, n))
 }
 
 /// The binary to fuzz, its display name and how to reproduce a crash.
@@ -181,6 +193,7 @@ impl FuzzArgs {
             role,
             deterministic: self.deterministic,
             seeds,
+            seed_shard: self.seed_shard,
             dicts: self.dict.clone(),
             timeout: self.timeout.map(Duration::from_millis),
             mem_limit_mb: self.memory,

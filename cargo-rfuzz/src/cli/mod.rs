@@ -4,10 +4,13 @@
 mod add;
 mod bench;
 pub mod build;
+mod ci_workflow;
 pub mod fuzz;
 mod init;
 mod list;
 mod repro;
+mod run;
+mod sync_status;
 
 use crate::exit;
 use anyhow::Result;
@@ -43,8 +46,14 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Fuzz one target with one instance (afl-fuzz's flags).
     Fuzz(Box<fuzz::FuzzArgs>),
+    /// Fuzz targets with N synced instances (default: one per core) and a live dashboard.
+    Run(Box<run::RunArgs>),
+    /// Summarise a sync directory: instances alive or dead, execs, corpus, imports, crashes.
+    SyncStatus(sync_status::SyncStatusArgs),
     /// Run inputs (crash files) through a target once, with a backtrace.
     Repro(repro::ReproArgs),
+    /// Print a GitHub Actions workflow that smoke-fuzzes every target in CI.
+    CiWorkflow(ci_workflow::CiWorkflowArgs),
     /// Measure exec/s of each executor on a built binary.
     #[command(hide = true)]
     BenchExec(bench::BenchExecArgs),
@@ -101,6 +110,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Build(a) => build::run(a),
         Command::Fuzz(a) => fuzz::run(*a),
         Command::Repro(a) => repro::run(a),
+        Command::Run(a) => run::run(*a),
+        Command::SyncStatus(a) => sync_status::run(a),
+        Command::CiWorkflow(a) => ci_workflow::run(a),
         Command::BenchExec(a) => bench::run(a),
     }
 }

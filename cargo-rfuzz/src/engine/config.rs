@@ -83,6 +83,9 @@ pub struct Config {
     pub deterministic: bool,
     /// Seed directory (`-i`); `None` or empty means built-in seeds.
     pub seeds: Option<PathBuf>,
+    /// Use only seed files `i` with `i % n == k` (`(k, n)`), when there are
+    /// at least `n`: instances of one run start from different seeds.
+    pub seed_shard: Option<(usize, usize)>,
     /// User dictionaries (`-x`).
     pub dicts: Vec<PathBuf>,
     /// Per-input timeout (`-t`); `None` means calibrated.

@@ -458,6 +458,12 @@ impl Fuzzer {
                 list_seeds(dir, &mut files, 0);
             }
         }
+        if let Some((k, n)) = self.cfg.seed_shard
+            && n > 1
+            && files.len() >= n
+        {
+            files = files.into_iter().enumerate().filter(|(i, _)| i % n == k).map(|(_, f)| f).collect();
+        }
         let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
         for f in &files {
             match std::fs::read(f) {
@@ -1196,8 +1202,17 @@ pub fn shell_quote(s: &str) -> String {
 
 /// Runs an instance to the end.
 pub fn run(cfg: Config) -> Result<Outcome> {
-    let mut f = Fuzzer::setup(cfg)?;
-    let result = f.fuzz();
-    f.finish_ui();
+    use super::executor::process::{become_subreaper, reap_orphans};
+    become_subreaper();
+    let result = Fuzzer::setup(cfg).and_then(|mut f| {
+        let r = f.fuzz();
+        f.finish_ui();
+        r
+    });
+    // The executor is gone: collect any target process re-parented to us.
+    for _ in 0..20 {
+        reap_orphans(&[]);
+        std::thread::sleep(Duration::from_millis(10));
+    }
     result
 }

@@ -3,6 +3,7 @@
 //! JSON). The engine only produces [`InstanceStats`]; everything the user sees
 //! is a function of it, so screens are snapshot-tested.
 
+pub mod dashboard;
 pub mod status;
 
 use std::collections::BTreeMap;

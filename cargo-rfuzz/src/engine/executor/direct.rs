@@ -115,7 +115,7 @@ impl DirectExecutor {
             ));
         }
         let map_size = word(2) as usize;
-        if map_size == 0 || map_size % 64 != 0 || map_size > 256 << 20 {
+        if map_size == 0 || !map_size.is_multiple_of(64) || map_size > 256 << 20 {
             return Err(protocol_error(&cmd.binary, &format!("reported an invalid map size {map_size}")));
         }
         let table_cap = cfg.batch_entries + 1;
@@ -422,8 +422,10 @@ impl Drop for DirectExecutor {
     fn drop(&mut self) {
         if let Some(pid) = self.child.take() {
             kill(pid);
+            // The forkserver reaps the child and reports it; then Forkserver's
+            // Drop closes the control pipe and the forkserver exits.
+            let mut msg = [0u8; 8];
+            let _ = self.fs.read_timeout(&mut msg, Duration::from_secs(2));
         }
-        // The forkserver (and through PDEATHSIG its child) is killed and
-        // reaped by Forkserver's Drop.
     }
 }

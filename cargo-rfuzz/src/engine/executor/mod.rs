@@ -13,7 +13,7 @@
 
 pub mod afl;
 pub mod direct;
-mod process;
+pub mod process;
 
 pub use process::{TargetCommand, signal_name as process_signal_name};
 

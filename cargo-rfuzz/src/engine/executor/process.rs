@@ -49,7 +49,7 @@ pub enum ReadOutcome {
 #[derive(Debug)]
 pub struct Forkserver {
     child: Child,
-    ctl: File,
+    ctl: Option<File>,
     st: File,
     stderr: Option<ChildStderr>,
 }
@@ -138,12 +138,15 @@ impl Forkserver {
         drop(ctl_read);
         drop(st_write);
         let stderr = child.stderr.take();
-        Ok(Forkserver { child, ctl: File::from(ctl_write), st: File::from(st_read), stderr })
+        Ok(Forkserver { child, ctl: Some(File::from(ctl_write)), st: File::from(st_read), stderr })
     }
 
     /// Writes a native-endian `u32` command.
     pub fn write_u32(&mut self, v: u32) -> io::Result<()> {
-        self.ctl.write_all(&v.to_ne_bytes())
+        match &mut self.ctl {
+            Some(c) => c.write_all(&v.to_ne_bytes()),
+            None => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
+        }
     }
 
     /// Fills `buf` from the status pipe, waiting at most `timeout`.
@@ -224,8 +227,41 @@ impl Forkserver {
 
 impl Drop for Forkserver {
     fn drop(&mut self) {
+        // Closing the control pipe makes the forkserver kill and reap its
+        // child and exit; only if it does not, kill it.
+        self.ctl = None;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Makes this process the reaper of its orphaned descendants: a target's
+/// persistent child whose forkserver died is re-parented here instead of to
+/// an init that may never reap it (containers).
+pub fn become_subreaper() {
+    // SAFETY: prctl with an integer argument.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+}
+
+/// Reaps exited children other than `keep` (orphans re-parented to us).
+pub fn reap_orphans(keep: &[i32]) {
+    let me = std::process::id();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) else { return };
+    for t in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(t.path().join("children")) else { continue };
+        for pid in children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            if !keep.contains(&pid) {
+                // SAFETY: non-blocking wait on our own child.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            }
+        }
     }
 }
 

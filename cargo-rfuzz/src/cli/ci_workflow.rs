@@ -1,0 +1,49 @@
+//! `cargo rfuzz ci-workflow`: prints a GitHub Actions workflow that
+//! smoke-fuzzes every target, keeps the corpus in the Actions cache, uploads
+//! crashes as artifacts and fails on a crash.
+
+use anyhow::Result;
+use clap::Args;
+
+const TEMPLATE: &str = include_str!("../../templates/github-fuzz.yml");
+
+/// Options of `cargo rfuzz ci-workflow`.
+#[derive(Debug, Args)]
+pub struct CiWorkflowArgs {
+    /// Seconds to fuzz each target on pushes and pull requests.
+    #[arg(long, default_value_t = 120)]
+    pub seconds: u64,
+    /// Fuzz project directory, relative to the repository root.
+    #[arg(long = "fuzz-path", default_value = "fuzz")]
+    pub fuzz_path: String,
+    /// Where `cargo install --git` gets cargo-rfuzz from.
+    #[arg(long, default_value = "https://github.com/rfuzz/cargo-rfuzz")]
+    pub repo: String,
+}
+
+/// The workflow text for these options.
+pub fn render(args: &CiWorkflowArgs) -> String {
+    TEMPLATE
+        .replace("@@SECONDS@@", &args.seconds.to_string())
+        .replace("@@FUZZ_DIR@@", &args.fuzz_path)
+        .replace("@@REPO@@", &args.repo)
+}
+
+/// Runs `cargo rfuzz ci-workflow`.
+pub fn run(args: CiWorkflowArgs) -> Result<i32> {
+    print!("{}", render(&args));
+    Ok(crate::exit::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        let text = render(&CiWorkflowArgs { seconds: 60, fuzz_path: "fuzz".into(), repo: "https://x/y".into() });
+        assert!(!text.contains("@@"));
+        assert!(text.contains("'60'") && text.contains("cargo rfuzz run \"$target\""));
+        assert!(text.contains("upload-artifact") && text.contains("cache/restore"));
+    }
+}

@@ -1,0 +1,196 @@
+//! `cargo rfuzz run TARGET... -j N`: N synced instances and one dashboard.
+
+use super::build::{BuildFlags, build_targets};
+use super::{ProjectArgs, UsageError};
+use crate::engine::config::UiMode;
+use crate::engine::fuzzer::shell_quote;
+use crate::supervisor::{self, InstancePlan, Plan, cpu};
+use anyhow::Result;
+use clap::Args;
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options of `cargo rfuzz run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Fuzz targets; with several, instances are spread over them and share
+    /// the sync directory (each judges imports with its own binary).
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    /// Instances to run (default: one per core).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Sync directory (default: fuzz/sync/<target>/).
+    #[arg(short = 'o', long = "output", value_name = "SYNC_DIR")]
+    pub output: Option<PathBuf>,
+    /// Run the deterministic stage on the main instance.
+    #[arg(short = 'D', long)]
+    pub deterministic: bool,
+    /// Seed corpus directory (default: fuzz/corpus/<target>/ if present).
+    /// With several instances the seeds are dealt out among them.
+    #[arg(short = 'i', long = "input", value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// Dictionary (AFL format) or directory of tokens; repeatable.
+    #[arg(short = 'x', long = "dict", value_name = "DICT")]
+    pub dict: Vec<PathBuf>,
+    /// Per-input timeout in milliseconds (default: calibrated).
+    #[arg(short = 't', long = "timeout", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Memory limit of the target in MiB.
+    #[arg(short = 'm', long = "memory", value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory: Option<u64>,
+    /// Stop after this many seconds; exit 1 if any instance saved a crash.
+    #[arg(long, value_name = "S")]
+    pub max_total_time: Option<u64>,
+    /// Stop every instance at the first crash.
+    #[arg(long)]
+    pub exit_on_crash: bool,
+    /// Plain progress lines instead of the dashboard.
+    #[arg(long)]
+    pub no_ui: bool,
+    /// Do not pin instances to cores.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Do not learn from the target's compare log.
+    #[arg(long)]
+    pub no_cmplog: bool,
+    /// Longest input to generate, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_len: Option<u64>,
+    /// Base random seed (instance k uses seed + k).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Extra target arguments for one instance: `ID=ARGS` (whitespace-split).
+    #[arg(long = "instance-args", value_name = "ID=ARGS")]
+    pub instance_args: Vec<String>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[command(flatten)]
+    pub build: BuildFlags,
+    /// Arguments for every target (`@@` is replaced by the input file).
+    #[arg(last = true, value_name = "TARGET_ARGS")]
+    pub target_args: Vec<OsString>,
+}
+
+/// Instance id of the `k`-th instance.
+pub fn instance_id(k: usize) -> String {
+    if k == 0 { "main".to_string() } else { format!("s{k:02}") }
+}
+
+/// Runs `cargo rfuzz run`.
+pub fn run(args: RunArgs) -> Result<i32> {
+    let cores = cpu::allowed().len().max(1);
+    let jobs = args.jobs.unwrap_or(cores);
+    if jobs == 0 {
+        anyhow::bail!(UsageError("-j 0 runs nothing: use -j 1 or more, or leave -j out to use every core".into()));
+    }
+    if jobs > 999 {
+        anyhow::bail!(UsageError(format!("-j {jobs} is more instances than rfuzz names (at most 999)")));
+    }
+    if jobs > cores {
+        eprintln!(
+            "warning: {jobs} instances on {cores} core(s): they will share cores and each runs slower; -j {cores} uses every core once"
+        );
+    }
+    let mut per_instance: Vec<(String, Vec<OsString>)> = Vec::new();
+    for spec in &args.instance_args {
+        let Some((id, rest)) = spec.split_once('=') else {
+            anyhow::bail!(UsageError(format!("--instance-args `{spec}`: expected ID=ARGS, e.g. s01='--mode fast'")));
+        };
+        per_instance.push((id.to_string(), rest.split_whitespace().map(OsString::from).collect()));
+    }
+    let project = args.project.load()?;
+    for t in &args.targets {
+        project.target(t)?;
+    }
+    let built = build_targets(&project, &args.targets, &args.build, true)?;
+    let sync_dir = match &args.output {
+        Some(o) => super::absolute(o)?,
+        None => project.sync_dir(&args.targets.join("+")),
+    };
+    if sync_dir.exists() && !sync_dir.is_dir() {
+        anyhow::bail!(UsageError(format!("-o {} is a file, not a directory", sync_dir.display())));
+    }
+    if let Some(i) = &args.input
+        && !i.exists()
+    {
+        anyhow::bail!(UsageError(format!("seed directory {} does not exist", i.display())));
+    }
+    let cpus = if args.no_pin { vec![None; jobs] } else { cpu::assign(jobs) };
+    let ntargets = args.targets.len();
+    let mut instances = Vec::new();
+    for k in 0..jobs {
+        let id = instance_id(k);
+        let target = &args.targets[k % ntargets];
+        let binary = &built[k % ntargets].binary;
+        let mut a: Vec<OsString> =
+            vec![target.into(), "--binary".into(), binary.into(), "-o".into(), sync_dir.clone().into()];
+        a.push(if k == 0 { "-M" } else { "-S" }.into());
+        a.push(id.clone().into());
+        a.extend(["--quiet".into(), "--flavor".into(), k.to_string().into()]);
+        if k == 0 && args.deterministic {
+            a.push("-D".into());
+        }
+        let seeds = args.input.clone().or_else(|| Some(project.corpus_dir(target)).filter(|d| d.is_dir()));
+        if let Some(s) = seeds {
+            a.push("-i".into());
+            a.push(super::absolute(&s)?.into());
+            // Deal the seeds out among the instances of this target: each
+            // starts elsewhere and imports the rest within seconds.
+            let group = (jobs - k % ntargets).div_ceil(ntargets);
+            a.push("--seed-shard".into());
+            a.push(format!("{}/{}", k / ntargets, group).into());
+        }
+        for d in &args.dict {
+            a.push("-x".into());
+            a.push(super::absolute(d)?.into());
+        }
+        if let Some(t) = args.timeout {
+            a.extend(["-t".into(), t.to_string().into()]);
+        }
+        if let Some(m) = args.memory {
+            a.extend(["-m".into(), m.to_string().into()]);
+        }
+        if let Some(t) = args.max_total_time {
+            a.extend(["--max-total-time".into(), t.to_string().into()]);
+        }
+        if args.exit_on_crash {
+            a.push("--exit-on-crash".into());
+        }
+        if args.no_cmplog {
+            a.push("--no-cmplog".into());
+        }
+        if let Some(m) = args.max_len {
+            a.extend(["--max-len".into(), m.to_string().into()]);
+        }
+        if let Some(s) = args.seed {
+            a.extend(["--seed".into(), s.wrapping_add(k as u64).to_string().into()]);
+        }
+        let extra: Vec<OsString> =
+            per_instance.iter().filter(|(i, _)| *i == id).flat_map(|(_, v)| v.iter().cloned()).collect();
+        if !args.target_args.is_empty() || !extra.is_empty() {
+            a.push("--".into());
+            a.extend(args.target_args.iter().cloned());
+            a.extend(extra);
+        }
+        instances.push(InstancePlan { id, target: target.clone(), args: a, cpu: cpus[k] });
+    }
+    let ui = if args.no_ui || !std::io::stdout().is_terminal() { UiMode::Plain } else { UiMode::Screen };
+    let fuzz_dir = shell_quote(&project.fuzz_dir.to_string_lossy());
+    let plan = Plan {
+        title: format!("cargo rfuzz run :: {} :: -j {jobs} :: {}", args.targets.join(" "), sync_dir.display()),
+        sync_dir,
+        instances,
+        max_total_time: args.max_total_time.map(Duration::from_secs),
+        exit_on_crash: args.exit_on_crash,
+        ui,
+        repro: args
+            .targets
+            .iter()
+            .map(|t| (t.clone(), format!("cargo rfuzz repro --fuzz-dir {fuzz_dir} {t} {{}}")))
+            .collect(),
+    };
+    Ok(supervisor::run(plan)?.code)
+}

@@ -1,0 +1,164 @@
+//! The multi-instance view: the live dashboard of `run` and the text output
+//! of `sync-status`, both pure functions of a [`SyncStatus`].
+
+use super::{ago, count, duration};
+use crate::sync::status::SyncStatus;
+
+/// A table with a row per instance and a totals row.
+pub fn render(status: &SyncStatus, title: &str, notices: &[String]) -> String {
+    let now = status.now;
+    let mut out = String::new();
+    out.push_str(title);
+    out.push('\n');
+    let remote = status.instances.iter().any(|i| i.remote);
+    let header = format!(
+        "{:<10} {:<14} {}{:<5} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}",
+        "instance",
+        "target",
+        if remote { format!("{:<12} ", "host") } else { String::new() },
+        "state",
+        "exec/s",
+        "execs",
+        "corpus",
+        "found",
+        "imported",
+        "pending",
+        "crashes",
+        "hangs",
+        "last find"
+    );
+    out.push_str(&header);
+    out.push('\n');
+    for i in &status.instances {
+        let s = &i.stats;
+        let mut target = s.afl_banner.clone();
+        target.truncate(14);
+        let mut host = s.host.clone();
+        host.truncate(12);
+        let state = match (i.alive, i.remote) {
+            (true, true) => "remote",
+            (true, false) => "alive",
+            (false, _) => "dead",
+        };
+        out.push_str(&format!(
+            "{:<10} {:<14} {}{:<5} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}\n",
+            s.id,
+            target,
+            if remote { format!("{host:<12} ") } else { String::new() },
+            state,
+            if i.alive { count(s.execs_per_sec as u64) } else { "-".into() },
+            count(s.execs_done),
+            i.queue_files,
+            s.corpus_found,
+            s.corpus_imported,
+            s.pending_total,
+            i.crash_files,
+            i.hang_files,
+            ago(now, s.last_find)
+        ));
+    }
+    let t = &status.totals;
+    out.push_str(&format!(
+        "{:<10} {:<14} {}{:<5} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}\n",
+        "total",
+        "",
+        if remote { format!("{:<12} ", "") } else { String::new() },
+        format!("{}/{}", t.alive, t.instances),
+        count(t.execs_per_sec as u64),
+        count(t.execs_done),
+        t.corpus_max,
+        t.corpus_found,
+        t.corpus_imported,
+        t.pending_total,
+        t.saved_crashes,
+        t.saved_hangs,
+        ago(now, t.last_find)
+    ));
+    for n in notices {
+        out.push_str(n);
+        out.push('\n');
+    }
+    out
+}
+
+/// One progress line for a whole run (CI logs, `--no-ui`).
+pub fn summary_line(status: &SyncStatus, elapsed_secs: u64) -> String {
+    let t = &status.totals;
+    format!(
+        "[{}] {}/{} instances alive, {}/s, {} execs, corpus {} (+{} found, {} imported), crashes {}, hangs {}",
+        duration(elapsed_secs),
+        t.alive,
+        t.instances,
+        count(t.execs_per_sec as u64),
+        count(t.execs_done),
+        t.corpus_max,
+        t.corpus_found,
+        t.corpus_imported,
+        t.saved_crashes,
+        t.saved_hangs
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::InstanceStats;
+    use crate::sync::status::{InstanceStatus, Totals};
+
+    fn inst(id: &str, alive: bool, eps: f64, imported: u64, crashes: u64) -> InstanceStatus {
+        InstanceStatus {
+            stats: InstanceStats {
+                id: id.into(),
+                afl_banner: "parse_json".into(),
+                execs_done: 1_234_567,
+                execs_per_sec: eps,
+                corpus_found: 40,
+                corpus_imported: imported,
+                pending_total: 3,
+                last_find: 990,
+                host: "box".into(),
+                ..Default::default()
+            },
+            alive,
+            main: id == "main",
+            remote: false,
+            queue_files: 120,
+            crash_files: crashes,
+            hang_files: 0,
+        }
+    }
+
+    fn sample() -> SyncStatus {
+        let instances = vec![inst("main", true, 45_000.0, 12, 1), inst("s01", false, 0.0, 30, 0)];
+        SyncStatus {
+            sync_dir: "fuzz/sync/parse_json".into(),
+            host: "box".into(),
+            now: 1000,
+            totals: Totals {
+                instances: 2,
+                alive: 1,
+                execs_done: 2_469_134,
+                execs_per_sec: 45_000.0,
+                corpus_max: 120,
+                corpus_found: 80,
+                corpus_imported: 42,
+                pending_total: 6,
+                saved_crashes: 1,
+                saved_hangs: 0,
+                last_find: 990,
+            },
+            instances,
+        }
+    }
+
+    #[test]
+    fn dashboard_snapshot() {
+        let notices = vec!["s01 died (killed by SIGKILL); restarting".to_string()];
+        insta::assert_snapshot!(render(&sample(), "cargo rfuzz run :: parse_json -j 2 :: 1m 05s", &notices));
+    }
+
+    #[test]
+    fn summary_line_snapshot() {
+        insta::assert_snapshot!(summary_line(&sample(), 65));
+    }
+}

@@ -1,0 +1,364 @@
+//! `cargo rfuzz run`: N fuzzing instances over one sync directory.
+//!
+//! The supervisor owns the instances (each a `cargo-rfuzz fuzz` process in
+//! its own process group, pinned to a free core when there is one) and runs
+//! an event loop: every 200 ms it reaps instances that exited and checks for
+//! stop requests; every second it scans the sync directory and redraws the
+//! dashboard. An instance that dies is reported and restarted (it resumes
+//! from its queue); one that fails at start-up stops the run with its error.
+//! Ctrl-C sends SIGTERM to every instance group, waits for a grace period,
+//! then SIGKILLs; a second Ctrl-C kills at once.
+
+pub mod cpu;
+
+use crate::engine::config::UiMode;
+use crate::exit;
+use crate::report::dashboard;
+use crate::sync::{layout, status};
+use anyhow::{Context, Result};
+use crossterm::{cursor, execute, queue, terminal};
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Ctrl-C / SIGTERM count: the first stops gracefully, the second kills.
+static STOP_REQUESTS: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP_REQUESTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How long instances get to stop after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(10);
+/// An instance that exits this soon after starting failed to start.
+const STARTUP: Duration = Duration::from_secs(15);
+/// Restarts after quick deaths before the run gives up on an instance.
+const MAX_QUICK_RESTARTS: u32 = 3;
+
+/// One instance to run.
+#[derive(Debug, Clone)]
+pub struct InstancePlan {
+    /// Instance id (`main`, `s01`, ...).
+    pub id: String,
+    /// Fuzz target name.
+    pub target: String,
+    /// Arguments after `cargo-rfuzz rfuzz fuzz`.
+    pub args: Vec<OsString>,
+    /// Core to pin it to.
+    pub cpu: Option<usize>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The shared sync directory.
+    pub sync_dir: PathBuf,
+    /// Instances.
+    pub instances: Vec<InstancePlan>,
+    /// Time limit of the run.
+    pub max_total_time: Option<Duration>,
+    /// Stop everything at the first crash.
+    pub exit_on_crash: bool,
+    /// Dashboard on a terminal, or plain lines.
+    pub ui: UiMode,
+    /// Title line of the dashboard.
+    pub title: String,
+    /// Reproduce command per target, with `{}` for the file.
+    pub repro: Vec<(String, String)>,
+}
+
+struct Instance {
+    plan: InstancePlan,
+    child: Option<Child>,
+    started: Instant,
+    restarts: u32,
+    quick_failures: u32,
+    exit: Option<i32>,
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn log_path(plan: &Plan, id: &str) -> PathBuf {
+    plan.sync_dir.join(id).join("rfuzz.log")
+}
+
+/// Last non-empty lines of an instance's log.
+fn log_tail(plan: &Plan, id: &str, lines: usize) -> String {
+    let text = std::fs::read_to_string(log_path(plan, id)).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).rev().take(lines).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+fn spawn(plan: &Plan, inst: &InstancePlan) -> Result<Child> {
+    let dir = plan.sync_dir.join(&inst.id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(plan, &inst.id))
+        .with_context(|| format!("failed to open the log of instance {}", inst.id))?;
+    let exe = std::env::current_exe().context("failed to locate the cargo-rfuzz executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("rfuzz").arg("fuzz").args(&inst.args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    // Its own process group: the terminal's Ctrl-C reaches the supervisor
+    // only, which then stops every instance (and its target) as a group.
+    cmd.process_group(0);
+    if let Some(cpu) = inst.cpu {
+        // SAFETY: sched_setaffinity on the child itself between fork and
+        // exec; it only touches a local CPU set.
+        unsafe {
+            cmd.pre_exec(move || {
+                cpu::pin_self(cpu);
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn().with_context(|| format!("failed to start instance {}", inst.id))
+}
+
+fn signal_group(child: &Child, sig: libc::c_int) {
+    // SAFETY: signalling the process group we created for this child.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), sig) };
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default)]
+pub struct RunOutcome {
+    /// Exit code for the process.
+    pub code: i32,
+}
+
+struct Screen {
+    active: bool,
+}
+
+impl Screen {
+    fn new(mode: UiMode) -> Screen {
+        let active =
+            mode == UiMode::Screen && execute!(std::io::stdout(), terminal::EnterAlternateScreen, cursor::Hide).is_ok();
+        Screen { active }
+    }
+
+    fn draw(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = queue!(out, cursor::MoveTo(0, 0));
+        for line in text.lines() {
+            let _ = write!(out, "{line}");
+            let _ = queue!(out, terminal::Clear(terminal::ClearType::UntilNewLine));
+            let _ = write!(out, "\r\n");
+        }
+        let _ = queue!(out, terminal::Clear(terminal::ClearType::FromCursorDown));
+        let _ = out.flush();
+    }
+
+    fn leave(&mut self) {
+        if self.active {
+            let _ = execute!(std::io::stdout(), cursor::Show, terminal::LeaveAlternateScreen);
+            self.active = false;
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// Runs the plan to the end.
+pub fn run(plan: Plan) -> Result<RunOutcome> {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only increments an atomic.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    crate::engine::executor::process::become_subreaper();
+    std::fs::create_dir_all(&plan.sync_dir)
+        .with_context(|| format!("failed to create sync directory {}", plan.sync_dir.display()))?;
+    let crashes_before = status::scan(&plan.sync_dir).map(|s| s.totals.saved_crashes).unwrap_or(0);
+    let start = Instant::now();
+    let mut instances = Vec::new();
+    for p in &plan.instances {
+        let child = spawn(&plan, p)?;
+        instances.push(Instance {
+            plan: p.clone(),
+            child: Some(child),
+            started: Instant::now(),
+            restarts: 0,
+            quick_failures: 0,
+            exit: None,
+        });
+    }
+    let mut screen = Screen::new(plan.ui);
+    let mut notices: Vec<String> = Vec::new();
+    let mut stopping_since: Option<Instant> = None;
+    let mut interrupted = false;
+    let mut fatal: Option<(i32, String)> = None;
+    let mut next_draw = Instant::now();
+    let mut next_plain = Instant::now() + Duration::from_secs(5);
+    let mut killed = false;
+    let notice = |notices: &mut Vec<String>, screen: &Screen, text: String| {
+        if !screen.active {
+            eprintln!("{text}");
+        }
+        notices.push(text);
+        if notices.len() > 6 {
+            notices.remove(0);
+        }
+    };
+
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let requests = STOP_REQUESTS.load(Ordering::Relaxed);
+        if requests > 0 && stopping_since.is_none() {
+            interrupted = true;
+        }
+        let over_time = plan.max_total_time.is_some_and(|t| start.elapsed() > t + Duration::from_secs(30));
+        if (requests > 0 || over_time) && stopping_since.is_none() {
+            stopping_since = Some(Instant::now());
+            for i in &instances {
+                if let Some(c) = &i.child {
+                    signal_group(c, libc::SIGTERM);
+                }
+            }
+        }
+        if let Some(since) = stopping_since
+            && !killed
+            && (requests > 1 || since.elapsed() > GRACE)
+        {
+            killed = true;
+            for i in &instances {
+                if let Some(c) = &i.child {
+                    signal_group(c, libc::SIGKILL);
+                }
+            }
+        }
+        // Reap and restart.
+        for inst in &mut instances {
+            let Some(child) = &mut inst.child else { continue };
+            let Some(status) = child.try_wait()? else { continue };
+            inst.child = None;
+            let code = exit_code(status);
+            let ran = inst.started.elapsed();
+            let finished_normally = matches!(code, 0 | 1) && plan.max_total_time.is_some_and(|t| start.elapsed() >= t);
+            if stopping_since.is_some() || finished_normally || (plan.exit_on_crash && code == 1) {
+                inst.exit = Some(code);
+                continue;
+            }
+            if ran < STARTUP && matches!(code, exit::USAGE | exit::TARGET_UNUSABLE | exit::BUILD_FAILED) {
+                fatal = Some((
+                    code,
+                    format!("instance {} failed to start: {}", inst.plan.id, log_tail(&plan, &inst.plan.id, 6)),
+                ));
+                inst.exit = Some(code);
+                continue;
+            }
+            inst.quick_failures = if ran < STARTUP { inst.quick_failures + 1 } else { 0 };
+            let how = crate::engine::executor::process::describe_status(status);
+            if inst.quick_failures > MAX_QUICK_RESTARTS {
+                fatal = Some((
+                    exit::TARGET_UNUSABLE,
+                    format!(
+                        "instance {} keeps dying ({how}); giving up. Its last output:\n{}",
+                        inst.plan.id,
+                        log_tail(&plan, &inst.plan.id, 6)
+                    ),
+                ));
+                inst.exit = Some(code);
+                continue;
+            }
+            inst.restarts += 1;
+            notice(
+                &mut notices,
+                &screen,
+                format!("rfuzz: instance {} {how}; restarting it (restart {})", inst.plan.id, inst.restarts),
+            );
+            inst.child = Some(spawn(&plan, &inst.plan)?);
+            inst.started = Instant::now();
+        }
+        if fatal.is_some() && stopping_since.is_none() {
+            stopping_since = Some(Instant::now());
+            for i in &instances {
+                if let Some(c) = &i.child {
+                    signal_group(c, libc::SIGTERM);
+                }
+            }
+        }
+        // Targets of killed instances are re-parented to us: reap them.
+        let live: Vec<i32> = instances.iter().filter_map(|i| i.child.as_ref().map(|c| c.id() as i32)).collect();
+        crate::engine::executor::process::reap_orphans(&live);
+        if instances.iter().all(|i| i.child.is_none()) {
+            break;
+        }
+        let now = Instant::now();
+        if now >= next_draw {
+            next_draw = now + Duration::from_secs(1);
+            if let Ok(st) = status::scan(&plan.sync_dir) {
+                if plan.exit_on_crash && st.totals.saved_crashes > crashes_before && stopping_since.is_none() {
+                    stopping_since = Some(Instant::now());
+                    for i in &instances {
+                        if let Some(c) = &i.child {
+                            signal_group(c, libc::SIGTERM);
+                        }
+                    }
+                }
+                let title = format!("{} :: {}", plan.title, crate::report::duration(start.elapsed().as_secs()));
+                if screen.active {
+                    screen.draw(&dashboard::render(&st, &title, &notices));
+                } else if plan.ui != UiMode::Quiet && now >= next_plain {
+                    next_plain = now + Duration::from_secs(10);
+                    eprintln!("{}", dashboard::summary_line(&st, start.elapsed().as_secs()));
+                }
+            }
+        }
+    }
+    screen.leave();
+    let st = status::scan(&plan.sync_dir)?;
+    if plan.ui != UiMode::Quiet {
+        eprint!("{}", dashboard::render(&st, &format!("{} :: finished", plan.title), &[]));
+    }
+    if let Some((code, msg)) = fatal {
+        eprintln!("error: {msg}");
+        return Ok(RunOutcome { code });
+    }
+    let crashes = report_crashes(&plan, &st);
+    let code = if crashes > 0 {
+        exit::CRASHES_FOUND
+    } else if interrupted {
+        exit::INTERRUPTED
+    } else {
+        exit::SUCCESS
+    };
+    Ok(RunOutcome { code })
+}
+
+/// Prints every crash file with its reproduce command; returns the count.
+fn report_crashes(plan: &Plan, st: &status::SyncStatus) -> u64 {
+    let mut n = 0;
+    for inst in &st.instances {
+        let dir = plan.sync_dir.join(&inst.stats.id).join(layout::CRASHES);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| layout::parse_id(&e.file_name().to_string_lossy()).is_some())
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        let repro = plan.repro.iter().find(|(t, _)| *t == inst.stats.afl_banner).map(|(_, r)| r.as_str());
+        for f in files {
+            n += 1;
+            let path = crate::engine::fuzzer::shell_quote(&f.to_string_lossy());
+            eprintln!("crash: {}", f.display());
+            if let Some(r) = repro {
+                eprintln!("  Reproduce with: {}", r.replace("{}", &path));
+            }
+        }
+    }
+    n
+}

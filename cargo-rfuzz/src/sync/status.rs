@@ -1,0 +1,224 @@
+//! The state of a sync directory: every instance in it (ours and AFL++'s),
+//! alive or dead, with its statistics. Used by `sync-status` and by the
+//! dashboard of `run`.
+
+use super::layout::{self, InstanceLock};
+use crate::report::InstanceStats;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Statistics older than this mark an instance without a lock as dead
+/// (AFL++ rewrites fuzzer_stats about once a minute).
+pub const STALE_SECS: u64 = 180;
+
+/// One instance directory.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceStatus {
+    /// Statistics (zeroes where the instance never wrote any).
+    #[serde(flatten)]
+    pub stats: InstanceStats,
+    /// Running now.
+    pub alive: bool,
+    /// Has `is_main_node`.
+    pub main: bool,
+    /// Runs on another host (its files arrived by `sync-remote`).
+    pub remote: bool,
+    /// Entries in `queue/`.
+    pub queue_files: u64,
+    /// Files in `crashes/` (without README.txt).
+    pub crash_files: u64,
+    /// Files in `hangs/` (without README.txt).
+    pub hang_files: u64,
+}
+
+/// Sums over the instances.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Totals {
+    /// Instances.
+    pub instances: usize,
+    /// Instances running.
+    pub alive: usize,
+    /// Executions of all instances.
+    pub execs_done: u64,
+    /// Current speed of the live instances.
+    pub execs_per_sec: f64,
+    /// Largest corpus of an instance.
+    pub corpus_max: u64,
+    /// Entries found (by all instances; the same path may be found twice).
+    pub corpus_found: u64,
+    /// Entries imported.
+    pub corpus_imported: u64,
+    /// Entries not fuzzed yet.
+    pub pending_total: u64,
+    /// Crash files.
+    pub saved_crashes: u64,
+    /// Hang files.
+    pub saved_hangs: u64,
+    /// Most recent find of any instance (unix time).
+    pub last_find: u64,
+}
+
+/// The state of a whole sync directory.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncStatus {
+    /// The directory.
+    pub sync_dir: PathBuf,
+    /// This machine's name.
+    pub host: String,
+    /// Unix time of the scan.
+    pub now: u64,
+    /// Instances, sorted (main first).
+    pub instances: Vec<InstanceStatus>,
+    /// Sums.
+    pub totals: Totals,
+}
+
+fn count_entries(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().filter(|e| layout::parse_id(&e.file_name().to_string_lossy()).is_some()).count() as u64)
+        .unwrap_or(0)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// This machine's host name.
+pub fn local_host() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Host an instance runs on, from its `fuzzer_setup` (`host:` line) or stats.
+pub fn instance_host(dir: &Path, stats: &InstanceStats) -> Option<String> {
+    if !stats.host.is_empty() {
+        return Some(stats.host.clone());
+    }
+    let setup = std::fs::read_to_string(dir.join(layout::FUZZER_SETUP)).ok()?;
+    setup.lines().find_map(|l| l.strip_prefix("host:").map(|h| h.trim().to_string()))
+}
+
+/// Scans a sync directory.
+pub fn scan(sync_dir: &Path) -> Result<SyncStatus> {
+    let rd =
+        std::fs::read_dir(sync_dir).with_context(|| format!("failed to read sync directory {}", sync_dir.display()))?;
+    let host = local_host();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut instances = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || layout::validate_instance_id(&name).is_err() {
+            continue;
+        }
+        let dir = e.path();
+        // Never follow symlinks out of the sync dir.
+        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let stats_map = layout::read_stats(&dir.join(layout::FUZZER_STATS));
+        if stats_map.is_none() && !dir.join(layout::QUEUE).is_dir() {
+            continue;
+        }
+        let stats = InstanceStats::from_fuzzer_stats(&name, &stats_map.unwrap_or_default());
+        let inst_host = instance_host(&dir, &stats);
+        let remote = inst_host.as_deref().is_some_and(|h| h != host);
+        let alive = if dir.join(layout::LOCK).exists() && !remote {
+            InstanceLock::is_held(&dir)
+        } else if remote {
+            stats.last_update > 0 && now.saturating_sub(stats.last_update) < STALE_SECS
+        } else {
+            pid_alive(stats.fuzzer_pid) && now.saturating_sub(stats.last_update) < STALE_SECS
+        };
+        let mut stats = stats;
+        if !alive {
+            stats.execs_per_sec = 0.0;
+        }
+        if stats.host.is_empty() {
+            stats.host = inst_host.unwrap_or_default();
+        }
+        instances.push(InstanceStatus {
+            alive,
+            main: dir.join(layout::IS_MAIN_NODE).exists(),
+            remote,
+            queue_files: count_entries(&dir.join(layout::QUEUE)),
+            crash_files: count_entries(&dir.join(layout::CRASHES)),
+            hang_files: count_entries(&dir.join(layout::HANGS)),
+            stats,
+        });
+    }
+    instances.sort_by(|a, b| b.main.cmp(&a.main).then(a.stats.id.cmp(&b.stats.id)));
+    let totals = Totals {
+        instances: instances.len(),
+        alive: instances.iter().filter(|i| i.alive).count(),
+        execs_done: instances.iter().map(|i| i.stats.execs_done).sum(),
+        execs_per_sec: instances.iter().map(|i| i.stats.execs_per_sec).sum(),
+        corpus_max: instances.iter().map(|i| i.queue_files).max().unwrap_or(0),
+        corpus_found: instances.iter().map(|i| i.stats.corpus_found).sum(),
+        corpus_imported: instances.iter().map(|i| i.stats.corpus_imported).sum(),
+        pending_total: instances.iter().map(|i| i.stats.pending_total).sum(),
+        saved_crashes: instances.iter().map(|i| i.crash_files).sum(),
+        saved_hangs: instances.iter().map(|i| i.hang_files).sum(),
+        last_find: instances.iter().map(|i| i.stats.last_find).max().unwrap_or(0),
+    };
+    Ok(SyncStatus { sync_dir: sync_dir.to_path_buf(), host, now, instances, totals })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_live_dead_and_afl_instances_and_ignores_junk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sync = tmp.path();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        // A live instance of ours: holds its lock.
+        std::fs::create_dir_all(sync.join("main/queue")).unwrap();
+        std::fs::write(sync.join("main/is_main_node"), "").unwrap();
+        std::fs::write(sync.join("main/queue/id:000000,orig:a"), "x").unwrap();
+        let _lock = InstanceLock::acquire(&sync.join("main")).unwrap();
+        let s = InstanceStats {
+            execs_done: 10,
+            execs_per_sec: 5.0,
+            last_update: now,
+            host: local_host(),
+            ..Default::default()
+        };
+        std::fs::write(sync.join("main/fuzzer_stats"), s.to_fuzzer_stats()).unwrap();
+        // A dead one: lock file, nobody holds it.
+        std::fs::create_dir_all(sync.join("s01/queue")).unwrap();
+        std::fs::write(sync.join("s01/.rfuzz.lock"), "1").unwrap();
+        std::fs::write(sync.join("s01/fuzzer_stats"), s.to_fuzzer_stats()).unwrap();
+        std::fs::create_dir_all(sync.join("s01/crashes")).unwrap();
+        std::fs::write(sync.join("s01/crashes/id:000000,sig:06"), "c").unwrap();
+        std::fs::write(sync.join("s01/crashes/README.txt"), "r").unwrap();
+        // An AFL++ instance: no lock, live pid (ours), fresh stats, old key names.
+        std::fs::create_dir_all(sync.join("afl1/queue")).unwrap();
+        std::fs::write(
+            sync.join("afl1/fuzzer_stats"),
+            format!("fuzzer_pid : {}\nlast_update : {now}\nexecs_done : 7\nexecs_per_sec : 3.5\n", std::process::id()),
+        )
+        .unwrap();
+        // Junk: a file, a hidden dir, a symlink to a directory.
+        std::fs::write(sync.join("file"), "").unwrap();
+        std::fs::create_dir_all(sync.join(".hidden/queue")).unwrap();
+        std::os::unix::fs::symlink(sync.join("main"), sync.join("link")).unwrap();
+
+        let st = scan(sync).unwrap();
+        let ids: Vec<&str> = st.instances.iter().map(|i| i.stats.id.as_str()).collect();
+        assert_eq!(ids, vec!["main", "afl1", "s01"]);
+        let by = |id: &str| st.instances.iter().find(|i| i.stats.id == id).unwrap();
+        assert!(by("main").alive && by("main").main);
+        assert!(!by("s01").alive);
+        assert_eq!(by("s01").stats.execs_per_sec, 0.0);
+        assert_eq!(by("s01").crash_files, 1);
+        assert!(by("afl1").alive);
+        assert_eq!(st.totals.alive, 2);
+        assert_eq!(st.totals.execs_done, 27);
+        assert_eq!(st.totals.saved_crashes, 1);
+    }
+}
