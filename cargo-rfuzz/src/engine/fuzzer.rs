@@ -57,6 +57,14 @@ const HAVOC_MIN: usize = 16;
 const DET_MAX_LEN: usize = 1024;
 /// Default per-input timeout while nothing is calibrated yet.
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Mutants start out no longer than this (or the longest seed) and the
+/// limit grows while fuzzing, as libFuzzer's `-len_control` does: short
+/// inputs run faster and keep mutations local.
+const MIN_LEN_LIMIT: usize = 64;
+
+/// Executions without a find, per bit of the length limit, before it grows.
+const LEN_CONTROL: u64 = 100;
+
 /// Built-in seeds when no seed corpus is given.
 const BUILTIN_SEEDS: [&[u8]; 2] = [b"0123456789abcdef", b"\n"];
 
@@ -133,6 +141,10 @@ pub struct Fuzzer {
     next_plot: Instant,
     hang_timeout: Duration,
     max_len: usize,
+    /// Current limit on mutant length (grows, see `grow_len_limit`).
+    len_limit: usize,
+    execs_at_last_find: u64,
+    execs_at_last_growth: u64,
     batch_limit: usize,
 }
 
@@ -323,6 +335,9 @@ impl Fuzzer {
             next_plot: now,
             hang_timeout: initial_timeout.max(DEFAULT_TIMEOUT),
             max_len,
+            len_limit: max_len.min(MIN_LEN_LIMIT),
+            execs_at_last_find: 0,
+            execs_at_last_growth: 0,
             batch_limit: 1,
             cfg,
         };
@@ -408,6 +423,8 @@ impl Fuzzer {
         }
         self.hang_timeout = self.exec.timeout().max(DEFAULT_TIMEOUT);
         self.cycle_left = self.corpus.entries.len();
+        let longest = self.corpus.entries.iter().map(|e| e.data.len()).max().unwrap_or(0);
+        self.len_limit = longest.clamp(MIN_LEN_LIMIT, self.max_len.max(1));
         self.update_batch_limit();
         Ok(())
     }
@@ -628,6 +645,11 @@ impl Fuzzer {
                 } else {
                     self.corpus_found += 1;
                     self.last_find = unix_now();
+                    self.execs_at_last_find = self.execs;
+                    // Inputs at the length limit still find coverage: allow longer ones.
+                    if input.len() * 10 >= self.len_limit * 9 {
+                        self.grow_len_limit();
+                    }
                 }
                 Ok(true)
             }
@@ -742,10 +764,24 @@ impl Fuzzer {
         Ok(())
     }
 
+    /// Raises the mutant length limit by about its logarithm (libFuzzer's
+    /// `-len_control` step).
+    fn grow_len_limit(&mut self) {
+        let step = (usize::BITS - self.len_limit.leading_zeros()) as usize;
+        self.len_limit = (self.len_limit + step.max(1)).min(self.max_len);
+        self.execs_at_last_growth = self.execs;
+    }
+
     /// Runs the pending batch, then does the periodic work.
     fn flush(&mut self) -> Result<()> {
         if !self.ops.is_empty() {
             self.run_batch()?;
+        }
+        // Nothing new for a while at this length: let inputs grow.
+        let log = (usize::BITS - self.len_limit.leading_zeros()) as u64;
+        let quiet = self.execs - self.execs_at_last_find.max(self.execs_at_last_growth);
+        if self.len_limit < self.max_len && quiet > LEN_CONTROL * log {
+            self.grow_len_limit();
         }
         self.exec.batch_clear();
         self.ops.clear();
@@ -912,7 +948,7 @@ impl Fuzzer {
         let result = (|| {
             loop {
                 let name = det.op_name();
-                if self.stopping() || !det.next(&data, &mut buf, self.max_len) {
+                if self.stopping() || !det.next(&data, &mut buf, self.len_limit.max(data.len())) {
                     return Ok(());
                 }
                 self.push_mutant(&buf, Op { src: idx, name, rep: 0, other: None })?;
@@ -1009,7 +1045,7 @@ impl Fuzzer {
                 user_dict: &self.user_dict,
                 auto_dict: &self.auto_dict,
                 other: other_data.as_deref(),
-                max_len: self.max_len,
+                max_len: self.len_limit.max(parent.len()).min(self.max_len),
             };
             let mut op = Op { src: idx, name: "havoc", rep: 0, other: None };
             let spliced = match &other_data {
@@ -1128,6 +1164,7 @@ impl Fuzzer {
             edges_found: edges,
             total_edges: map_size as u64 - 1,
             auto_dict_entries: self.auto_dict.len() as u64,
+            len_limit: self.len_limit as u64,
             afl_banner: self.cfg.banner.clone(),
             afl_version: format!("rfuzz-{}", env!("CARGO_PKG_VERSION")),
             target_mode: self.exec.describe(),

@@ -77,6 +77,8 @@ pub struct InstanceStats {
     pub total_edges: u64,
     /// Tokens in the automatic dictionary.
     pub auto_dict_entries: u64,
+    /// Current limit on the length of generated inputs.
+    pub len_limit: u64,
     /// Target name.
     pub afl_banner: String,
     /// Fuzzer version.
@@ -131,6 +133,7 @@ impl InstanceStats {
         kv("edges_found", self.edges_found.to_string());
         kv("total_edges", self.total_edges.to_string());
         kv("auto_dict_entries", self.auto_dict_entries.to_string());
+        kv("len_limit", self.len_limit.to_string());
         kv("afl_banner", self.afl_banner.clone());
         kv("afl_version", self.afl_version.clone());
         kv("target_mode", self.target_mode.clone());
@@ -179,6 +182,7 @@ impl InstanceStats {
             edges_found: num(&["edges_found"]),
             total_edges: num(&["total_edges"]),
             auto_dict_entries: num(&["auto_dict_entries"]),
+            len_limit: num(&["len_limit"]),
             afl_banner: text("afl_banner"),
             afl_version: text("afl_version"),
             target_mode: text("target_mode"),
