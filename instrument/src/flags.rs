@@ -57,9 +57,10 @@ pub fn coverage_flags() -> Vec<String> {
     f.extend(["-C".into(), "passes=sancov-module".into()]);
     // Edge coverage: critical edges are split so every edge gets a guard.
     f.extend(llvm("-sanitizer-coverage-level=3"));
-    // One 32-bit guard per edge, and a call to our callback: the guard holds
-    // the edge's map index.
-    f.extend(llvm("-sanitizer-coverage-trace-pc-guard"));
+    // An 8-bit counter per edge, incremented inline (no call per edge, as
+    // libFuzzer's builds do); the runtime registers each module's counter
+    // array and publishes the counters as the coverage map.
+    f.extend(llvm("-sanitizer-coverage-inline-8bit-counters"));
     // Keep all blocks: pruning would drop edges a fuzzer can still tell apart.
     f.extend(llvm("-sanitizer-coverage-prune-blocks=0"));
     // Callbacks on integer compares and switches: the runtime records their

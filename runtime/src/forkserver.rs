@@ -110,10 +110,10 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
         Some(Some(seg)) if seg.size >= needed => {
             // SAFETY: the segment is attached for the life of the process and
             // is at least `needed` bytes long.
-            unsafe { sancov::install_map(seg.ptr, seg.size) };
+            unsafe { sancov::set_shared_map(seg.ptr) };
         }
-        // Too small: keep counting into the private map and tell the fuzzer
-        // our size in the handshake; AFL++ then re-creates a larger segment.
+        // Too small: tell the fuzzer our size in the handshake; AFL++ then
+        // re-creates a larger segment.
         Some(Some(_)) => {}
         Some(None) => error = afl::ERROR_SHMAT,
         None => {}
@@ -224,14 +224,12 @@ fn afl_child(harness: fn(&[u8]), input: AflInput, persistent: bool) -> ! {
             // and sends SIGCONT for the next one.
             // SAFETY: raising a signal at ourselves.
             unsafe { libc::raise(libc::SIGSTOP) };
-        } else {
-            sancov::clear_map();
         }
-        // SAFETY: index 0 is reserved in every map (see map_size_for_guards).
-        unsafe { *sancov::map_ptr() = 1 };
+        sancov::clear();
         if input.read(&mut buf) {
             crate::run_harness(harness, &buf);
         }
+        sancov::copy_to_shared();
     }
     std::process::exit(0)
 }
@@ -270,7 +268,7 @@ pub fn serve_direct(harness: fn(&[u8])) -> ! {
         exit_now(1);
     }
     // SAFETY: the layout was validated against the segment size above.
-    unsafe { sancov::install_map(seg.ptr.add(layout.map_off), layout.map_size) };
+    unsafe { sancov::set_shared_map(seg.ptr.add(layout.map_off)) };
     crate::set_direct_header(header);
     if !write_pair(STATUS_FD, direct::MSG_READY, 0) {
         exit_now(1);
@@ -315,56 +313,12 @@ pub fn serve_direct(harness: fn(&[u8])) -> ! {
     }
 }
 
-/// AFL hit-count buckets for one byte.
-const fn bucket(count: u8) -> u8 {
-    match count {
-        0 => 0,
-        1 => 1,
-        2 => 2,
-        3 => 4,
-        4..=7 => 8,
-        8..=15 => 16,
-        16..=31 => 32,
-        32..=127 => 64,
-        128..=255 => 128,
-    }
-}
-
-static BUCKETS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = bucket(i as u8);
-        i += 1;
-    }
-    t
-};
-
-/// Classifies the map on the fly (AFL hit-count buckets), returning whether
-/// a bucketed bit is still set in the virgin map and the path hash.
-fn scan(map: &[u64], virgin: &[u64]) -> (bool, u64) {
-    let mut new = false;
-    let mut hasher = protocol::PathHasher::new(map.len() * 8);
-    for (i, (&m, &v)) in map.iter().zip(virgin).enumerate() {
-        if m != 0 {
-            let mut bucketed = 0u64;
-            for (j, b) in m.to_le_bytes().iter().enumerate() {
-                bucketed |= (BUCKETS[*b as usize] as u64) << (j * 8);
-            }
-            new |= bucketed & v != 0;
-            hasher.word(i, bucketed);
-        }
-    }
-    (new, hasher.finish())
-}
-
 fn direct_child(harness: fn(&[u8]), header: &direct::Header, base: *mut u8, layout: direct::Layout) -> ! {
     let words = layout.map_size / 8;
     // SAFETY: the layout was validated against the segment, areas are 8-byte
     // aligned, and the segment stays attached for the life of the process.
-    let (map, virgin, table, data) = unsafe {
+    let (virgin, table, data) = unsafe {
         (
-            core::slice::from_raw_parts(base.add(layout.map_off) as *const u64, words),
             core::slice::from_raw_parts(base.add(layout.virgin_off) as *const u64, words),
             core::slice::from_raw_parts(base.add(layout.table_off) as *const direct::Entry, layout.table_cap),
             base.add(layout.data_off) as *const u8,
@@ -409,23 +363,24 @@ fn direct_child(harness: fn(&[u8]), header: &direct::Header, base: *mut u8, layo
             if off.checked_add(len).is_none_or(|end| end > layout.data_cap) {
                 continue;
             }
-            sancov::clear_map();
-            // Slot 0 marks "the harness ran" (as with AFL++), so even a run
-            // that crashes before reaching any instrumented edge has a map.
-            // SAFETY: slot 0 is reserved in every map.
-            unsafe { *sancov::map_ptr() = 1 };
+            // Clears the counters and sets the "harness ran" marker, so even a
+            // run that crashes before any instrumented edge has a map.
+            sancov::clear();
             // SAFETY: the entry lies inside the data area (checked above).
             let input = unsafe { core::slice::from_raw_parts(data.add(off), len) };
             crate::run_harness(harness, input);
             if flags & (direct::RUN_STOP_ON_NEW | direct::RUN_COUNT_PATHS) == 0 {
+                // A single run: the fuzzer reads the map.
+                sancov::copy_to_shared();
                 continue;
             }
-            let (new, hash) = scan(map, virgin);
+            let (new, hash) = sancov::scan(virgin);
             if flags & direct::RUN_COUNT_PATHS != 0 && !paths.is_empty() {
                 let slot = &paths[hash as usize & (paths.len() - 1)];
                 slot.store(slot.load(Relaxed).wrapping_add(1), Relaxed);
             }
             if new && flags & direct::RUN_STOP_ON_NEW != 0 {
+                sancov::copy_to_shared();
                 stop = i;
                 break;
             }
@@ -435,35 +390,5 @@ fn direct_child(harness: fn(&[u8]), header: &direct::Header, base: *mut u8, layo
         if !write_pair(STATUS_FD, direct::MSG_DONE, stop as u32) {
             std::process::exit(0);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_match_afl() {
-        assert_eq!(bucket(3), 4);
-        assert_eq!(bucket(7), 8);
-        assert_eq!(bucket(200), 128);
-    }
-
-    #[test]
-    fn new_bits_respect_buckets() {
-        let virgin = [!0u64 ^ 0x01]; // bucket 1 of edge 0 already seen
-        assert!(!scan(&[1], &virgin).0);
-        assert!(scan(&[2], &virgin).0);
-        assert!(scan(&[1 << 8], &virgin).0);
-        assert!(!scan(&[0], &virgin).0);
-    }
-
-    #[test]
-    fn path_hash_is_of_the_bucketed_map() {
-        let virgin = [0u64; 2];
-        assert_eq!(scan(&[3, 0], &virgin).1, scan(&[3, 0], &virgin).1);
-        // 3 and 3 hits share a bucket; 4 hits do not.
-        assert_ne!(scan(&[3, 0], &virgin).1, scan(&[4, 0], &virgin).1);
-        assert_ne!(scan(&[3, 0], &virgin).1, scan(&[0, 3], &virgin).1);
     }
 }

@@ -164,6 +164,8 @@ pub fn init_malloc_limit() {
 }
 
 extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+    // The run's coverage, for the fuzzer's crash de-duplication.
+    crate::sancov::copy_to_shared();
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
     let low = STACK_LOW.load(Relaxed);
@@ -175,6 +177,41 @@ extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void
     // the faulting instruction runs again.
     // SAFETY: resetting a signal disposition is async-signal-safe.
     unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+/// Aborts and other fatal signals: publish the run's coverage, then die of
+/// the same signal.
+extern "C" fn on_fatal(sig: c_int) {
+    crate::sancov::copy_to_shared();
+    // SAFETY: restoring the default action and re-raising are
+    // async-signal-safe; the raised signal is delivered when we return.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// The fuzzer's request before it kills a hung run: publish its coverage.
+extern "C" fn on_dump_request(_: c_int) {
+    crate::sancov::copy_to_shared();
+    crate::mark_map_dumped();
+}
+
+extern "C" fn at_exit() {
+    crate::sancov::copy_to_shared();
+}
+
+/// Publishes coverage on aborts, illegal instructions, arithmetic faults, a
+/// normal exit and the fuzzer's dump request.
+pub fn init_coverage_dumps() {
+    // SAFETY: installing plain handlers that only copy memory and re-raise.
+    unsafe {
+        for sig in [libc::SIGABRT, libc::SIGILL, libc::SIGFPE] {
+            libc::signal(sig, on_fatal as *const () as libc::sighandler_t);
+        }
+        libc::signal(crate::protocol::direct::DUMP_SIGNAL, on_dump_request as *const () as libc::sighandler_t);
+        libc::atexit(at_exit);
+    }
 }
 
 /// Installs the stack-overflow detector for the main thread.

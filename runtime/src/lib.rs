@@ -80,6 +80,16 @@ fn record_exit_reason(reason: u32) {
     }
 }
 
+/// Tells the fuzzer that the coverage map was published on its request.
+#[cfg(feature = "runtime")]
+fn mark_map_dumped() {
+    let h = DIRECT_HEADER.load(Relaxed);
+    if !h.is_null() {
+        // SAFETY: as in record_exit_reason.
+        unsafe { (*h).map_dumped.store(1, Relaxed) };
+    }
+}
+
 /// Runs the harness on one input. Never inlined: the loop around it lives in
 /// this (uninstrumented) crate, only the harness body in the user's crate.
 #[cfg(feature = "runtime")]
@@ -124,7 +134,7 @@ pub mod __private {
 
         if std::env::var_os(protocol::INFO_ENV_VAR).is_some() {
             println!("rfuzz runtime {}", env!("CARGO_PKG_VERSION"));
-            println!("guards: {}", sancov::guard_count());
+            println!("guards: {}", sancov::edge_count());
             println!("map_size: {}", sancov::map_size());
             std::process::exit(0);
         }
@@ -134,6 +144,9 @@ pub mod __private {
         }
         guard::init_malloc_limit();
         guard::init_stack_overflow_handler();
+        guard::init_coverage_dumps();
+        // Fix the coverage layout before anything forks.
+        sancov::map_size();
         install_panic_hook();
         init();
         if fdio::is_open(protocol::CONTROL_FD) && fdio::is_open(protocol::STATUS_FD) {

@@ -192,6 +192,11 @@ pub mod direct {
     /// hit paths.
     pub const RUN_COUNT_PATHS: u32 = 4;
 
+    /// Sent by the fuzzer to a hung child before killing it: the child copies
+    /// its coverage counters into the shared map and sets
+    /// [`Header::map_dumped`].
+    pub const DUMP_SIGNAL: i32 = 12; // SIGUSR2 on Linux
+
     /// [`Header::exit_reason`]: nothing recorded.
     pub const EXIT_NONE: u32 = 0;
     /// [`Header::exit_reason`]: a Rust panic (the hook aborts after setting it).
@@ -257,6 +262,9 @@ pub mod direct {
         pub cur_index: AtomicU32,
         /// `EXIT_*`: why the child is about to die (child → fuzzer).
         pub exit_reason: AtomicU32,
+        /// Set by the child when it published its coverage on the fuzzer's
+        /// [`DUMP_SIGNAL`] (before the fuzzer kills a hung run).
+        pub map_dumped: AtomicU32,
         /// Incremented at the start of every input (child → fuzzer), so a
         /// watchdog can tell a slow batch from a hung input.
         pub exec_seq: AtomicU64,
@@ -458,6 +466,11 @@ mod tests {
         assert_eq!(map_size_for_guards(63), 64);
         assert_eq!(map_size_for_guards(64), 128);
         assert_eq!(map_size_for_guards(19), 64);
+    }
+
+    #[test]
+    fn dump_signal_is_sigusr2() {
+        assert_eq!(direct::DUMP_SIGNAL, libc::SIGUSR2);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn run(harness: fn(&[u8])) -> ! {
         && seg.size >= sancov::map_size()
     {
         // SAFETY: attached for the life of the process, large enough.
-        unsafe { sancov::install_map(seg.ptr, seg.size) };
+        unsafe { sancov::set_shared_map(seg.ptr) };
     }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let quiet = std::env::var_os(protocol::SHM_ENV_VAR).is_some();
@@ -38,7 +38,9 @@ pub fn run(harness: fn(&[u8])) -> ! {
             eprintln!("rfuzz: failed to read standard input: {e}");
             std::process::exit(2);
         }
+        sancov::clear();
         crate::run_harness(harness, &data);
+        sancov::copy_to_shared();
         std::process::exit(0);
     }
     let mut inputs = Vec::new();
@@ -64,7 +66,9 @@ pub fn run(harness: fn(&[u8])) -> ! {
         if !quiet {
             eprintln!("rfuzz: running {} ({} bytes)", path.display(), data.len());
         }
+        sancov::clear();
         crate::run_harness(harness, &data);
+        sancov::copy_to_shared();
     }
     if !quiet {
         eprintln!("rfuzz: {} input(s) ran without crashing", inputs.len());

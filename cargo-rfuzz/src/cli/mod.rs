@@ -3,6 +3,7 @@
 
 mod add;
 mod bench;
+mod bench_compare;
 pub mod build;
 mod ci_workflow;
 pub mod fuzz;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Measure exec/s of each executor on a built binary.
     #[command(hide = true)]
     BenchExec(bench::BenchExecArgs),
+    /// Compare cargo-rfuzz, AFL++ and libFuzzer on the same targets.
+    #[command(hide = true)]
+    BenchCompare(bench_compare::BenchCompareArgs),
 }
 
 /// Where the fuzz project is (shared by the subcommands that need one).
@@ -114,6 +118,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::SyncStatus(a) => sync_status::run(a),
         Command::CiWorkflow(a) => ci_workflow::run(a),
         Command::BenchExec(a) => bench::run(a),
+        Command::BenchCompare(a) => bench_compare::run(a),
     }
 }
 

@@ -62,8 +62,8 @@ impl Flavor {
     /// The flavour of the `n`-th instance of a run (0 is the main).
     pub fn for_instance(n: usize) -> Flavor {
         match n % 4 {
-            0 => Flavor { havoc_stack_pow: 7, splice_one_in: 10, energy_percent: 100, schedule: Schedule::Fast },
-            1 => Flavor { havoc_stack_pow: 4, splice_one_in: 6, energy_percent: 100, schedule: Schedule::Explore },
+            0 => Flavor { havoc_stack_pow: 4, splice_one_in: 10, energy_percent: 100, schedule: Schedule::Fast },
+            1 => Flavor { havoc_stack_pow: 3, splice_one_in: 6, energy_percent: 100, schedule: Schedule::Explore },
             2 => Flavor { havoc_stack_pow: 7, splice_one_in: 20, energy_percent: 200, schedule: Schedule::Exploit },
             _ => Flavor { havoc_stack_pow: 5, splice_one_in: 4, energy_percent: 100, schedule: Schedule::Fast },
         }

@@ -248,6 +248,14 @@ impl DirectExecutor {
                     }
                     killed_at = Some(self.header().cur_index.load(Relaxed) as usize);
                     if let Some(pid) = self.child {
+                        // Ask the child to publish the hung run's coverage
+                        // (for hang de-duplication), then kill it.
+                        // SAFETY: signalling our target's child process.
+                        unsafe { libc::kill(pid, direct::DUMP_SIGNAL) };
+                        let deadline = std::time::Instant::now() + Duration::from_millis(50);
+                        while self.header().map_dumped.load(Relaxed) == 0 && std::time::Instant::now() < deadline {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
                         kill(pid);
                     }
                 }
@@ -275,6 +283,7 @@ impl DirectExecutor {
         h.batch_count.store(count as u32, Relaxed);
         h.flags.store(flags, Relaxed);
         h.exit_reason.store(direct::EXIT_NONE, Relaxed);
+        h.map_dumped.store(0, Relaxed);
         h.cur_index.store(start as u32, Relaxed);
         self.fs.write_u32(direct::CMD_RUN).context("the target's forkserver is gone")?;
         let reply = self.wait_reply(Some(self.timeout))?;

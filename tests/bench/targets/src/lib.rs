@@ -20,3 +20,23 @@ pub fn toml(data: &[u8]) {
         let _ = std::hint::black_box(s.parse::<toml::Table>());
     }
 }
+
+/// Planted bug: a 4-byte magic value compared as one integer.
+pub fn magic(data: &[u8]) {
+    planted::magic(data);
+}
+
+/// Planted bug: three nested byte compares.
+pub fn nested(data: &[u8]) {
+    planted::nested(data);
+}
+
+/// Planted bug: a length field that must match the payload.
+pub fn length_field(data: &[u8]) {
+    planted::length_field(data);
+}
+
+/// Planted bug: an arithmetic overflow.
+pub fn overflow(data: &[u8]) {
+    std::hint::black_box(planted::overflow(data));
+}

@@ -1,0 +1,360 @@
+//! `cargo rfuzz bench-compare`: cargo-rfuzz, AFL++ and libFuzzer side by
+//! side on the same targets (hidden; driven by tests/bench/compare.sh).
+//!
+//! The bench directory holds one harness crate per tool over the same code
+//! (`rfuzz/`, `afl/`, `libfuzzer/`) and `seeds/<target>/`. For every target,
+//! tool and trial the harness runs the fuzzer pinned to one core with a fresh
+//! output directory and a time budget, and records:
+//! * executions per second (executions the tool reports / wall time),
+//! * wall time from start to the first crash file (when one appears),
+//! * edges covered at the end, measured the same way for every tool: each
+//!   tool's corpus is replayed through the rfuzz build of the target.
+
+use crate::engine::coverage;
+use crate::engine::executor::direct::{DirectConfig, DirectExecutor};
+use crate::engine::executor::{Executor, ExitKind, TargetCommand};
+use crate::supervisor::cpu;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Options of `cargo rfuzz bench-compare`.
+#[derive(Debug, Args)]
+pub struct BenchCompareArgs {
+    /// The bench directory (rfuzz/, afl/, libfuzzer/, seeds/).
+    #[arg(long, default_value = "tests/bench")]
+    pub bench_dir: PathBuf,
+    /// Targets (harness names), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub targets: Vec<String>,
+    /// Tools, comma-separated: rfuzz, afl, libfuzzer.
+    #[arg(long, value_delimiter = ',', default_value = "rfuzz,afl,libfuzzer")]
+    pub tools: Vec<String>,
+    /// Time budget per trial in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Trials per target and tool.
+    #[arg(long, default_value_t = 1)]
+    pub trials: usize,
+    /// Stop a trial at its first crash (time-to-crash runs).
+    #[arg(long)]
+    pub until_crash: bool,
+    /// Core to pin the fuzzers to.
+    #[arg(long, default_value_t = 1)]
+    pub core: usize,
+    /// afl-fuzz to run (default: the one `cargo afl config --build` built).
+    #[arg(long)]
+    pub afl_fuzz: Option<PathBuf>,
+    /// Working directory for outputs.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Skip building the harnesses.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    Rfuzz,
+    Afl,
+    LibFuzzer,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Rfuzz => "cargo-rfuzz",
+            Tool::Afl => "AFL++",
+            Tool::LibFuzzer => "libFuzzer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Trial {
+    execs: u64,
+    wall: f64,
+    first_crash: Option<f64>,
+    edges: u32,
+}
+
+/// The afl-fuzz that `cargo afl config --build` installs.
+pub fn find_afl_fuzz() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let root = Path::new(&home).join(".local/share/afl.rs");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
+        .ok()?
+        .flatten()
+        .filter_map(|e| std::fs::read_dir(e.path()).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("afl/bin/afl-fuzz"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn run_quiet(cmd: &mut Command, what: &str) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("failed to run {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+fn newest_file_time(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("id:") || n.starts_with("crash-") || n.starts_with("oom-") || n.starts_with("timeout-")
+        })
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .min()
+}
+
+/// Edges that the files of `dirs` cover in `binary` (an rfuzz build).
+fn replay_edges(binary: &Path, dirs: &[PathBuf]) -> Result<u32> {
+    let cmd = TargetCommand { binary: binary.to_path_buf(), ..Default::default() };
+    let mut exec =
+        DirectExecutor::start(&cmd, &DirectConfig { timeout: Duration::from_secs(2), ..Default::default() })?;
+    for d in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.') && e.file_name() != "README.txt")
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for f in files {
+            let Ok(data) = std::fs::read(&f) else { continue };
+            if exec.run_one(&data)? == ExitKind::Ok {
+                let (map, virgin) = exec.map_and_virgin();
+                coverage::classify(map);
+                coverage::update_virgin(map, virgin);
+            }
+        }
+    }
+    Ok(coverage::count_seen(&exec.map_and_virgin().1[1..]))
+}
+
+struct Bench {
+    args: BenchCompareArgs,
+    work: PathBuf,
+    afl_fuzz: Option<PathBuf>,
+}
+
+impl Bench {
+    fn binary(&self, tool: Tool, target: &str) -> PathBuf {
+        let b = &self.args.bench_dir;
+        match tool {
+            Tool::Rfuzz => b.join("rfuzz/target/rfuzz").join(host_dir()).join("release").join(target),
+            Tool::Afl => b.join("afl/target/release").join(target),
+            Tool::LibFuzzer => b.join("libfuzzer/target").join(host_dir()).join("release").join(target),
+        }
+    }
+
+    fn build(&self, tools: &[Tool]) -> Result<()> {
+        let b = &self.args.bench_dir;
+        for &t in tools {
+            eprintln!("building the {} harnesses", t.name());
+            match t {
+                Tool::Rfuzz => run_quiet(
+                    Command::new(std::env::current_exe()?).args(["rfuzz", "build", "--fuzz-dir"]).arg(b.join("rfuzz")),
+                    "cargo rfuzz build",
+                )?,
+                Tool::Afl => run_quiet(
+                    Command::new("cargo").args(["afl", "build", "--release"]).current_dir(b.join("afl")),
+                    "cargo afl build",
+                )?,
+                Tool::LibFuzzer => run_quiet(
+                    Command::new("cargo")
+                        .args(["+nightly", "fuzz", "build", "-O", "-a", "-s", "none", "--fuzz-dir", "libfuzzer"])
+                        .current_dir(b),
+                    "cargo +nightly fuzz build",
+                )?,
+            }
+        }
+        Ok(())
+    }
+
+    fn trial(&self, tool: Tool, target: &str, n: usize) -> Result<Trial> {
+        let out = self.work.join(format!("{target}-{}-{n}", tool.name()));
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out)?;
+        let seeds = self.args.bench_dir.join("seeds").join(target);
+        let binary = self.binary(tool, target);
+        let secs = self.args.seconds;
+        let (mut cmd, crash_dir, queue_dirs) = match tool {
+            Tool::Rfuzz => {
+                let mut c = Command::new(std::env::current_exe()?);
+                c.args(["rfuzz", "fuzz", "--no-ui", "--no-sync", "-M", "main", "--binary"])
+                    .arg(&binary)
+                    .arg("-o")
+                    .arg(&out)
+                    .arg("-i")
+                    .arg(&seeds)
+                    .args(["--max-total-time", &secs.to_string()]);
+                if self.args.until_crash {
+                    c.arg("--exit-on-crash");
+                }
+                (c, out.join("main/crashes"), vec![out.join("main/queue")])
+            }
+            Tool::Afl => {
+                let afl = self
+                    .afl_fuzz
+                    .clone()
+                    .context("afl-fuzz not found: cargo install cargo-afl && cargo afl config --build")?;
+                let mut c = Command::new(afl);
+                c.arg("-i").arg(&seeds).arg("-o").arg(&out).args(["-V", &secs.to_string(), "--"]).arg(&binary);
+                c.env("AFL_NO_UI", "1")
+                    .env("AFL_SKIP_CPUFREQ", "1")
+                    .env("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1")
+                    .env("AFL_NO_AFFINITY", "1");
+                if self.args.until_crash {
+                    c.env("AFL_BENCH_UNTIL_CRASH", "1");
+                }
+                (c, out.join("default/crashes"), vec![out.join("default/queue")])
+            }
+            Tool::LibFuzzer => {
+                let corpus = out.join("corpus");
+                let crashes = out.join("crashes");
+                std::fs::create_dir_all(&corpus)?;
+                std::fs::create_dir_all(&crashes)?;
+                let mut c = Command::new(&binary);
+                c.arg(format!("-max_total_time={secs}"))
+                    .arg("-print_final_stats=1")
+                    .arg(format!("-artifact_prefix={}/", crashes.display()))
+                    .arg(&corpus)
+                    .arg(&seeds);
+                (c, crashes, vec![corpus])
+            }
+        };
+        let core = self.args.core;
+        // SAFETY: only sched_setaffinity between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                cpu::pin_self(core);
+                Ok(())
+            });
+        }
+        let log = std::fs::File::create(out.join("tool.log"))?;
+        let start = Instant::now();
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?;
+        let mut first_crash = None;
+        let limit = Duration::from_secs(secs + 30);
+        loop {
+            if first_crash.is_none() && newest_file_time(&crash_dir).is_some() {
+                first_crash = Some(start.elapsed().as_secs_f64());
+                if self.args.until_crash {
+                    // libFuzzer stops itself; the others are told to.
+                    std::thread::sleep(Duration::from_millis(200));
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(child.id() as i32),
+                        nix::sys::signal::Signal::SIGINT,
+                    );
+                }
+            }
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let wall = start.elapsed().as_secs_f64();
+        if first_crash.is_none() && newest_file_time(&crash_dir).is_some() {
+            first_crash = Some(wall);
+        }
+        let execs = match tool {
+            Tool::Rfuzz => stat(&out.join("main/fuzzer_stats"), "execs_done"),
+            Tool::Afl => stat(&out.join("default/fuzzer_stats"), "execs_done"),
+            Tool::LibFuzzer => std::fs::read_to_string(out.join("tool.log"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("stat::number_of_executed_units:").and_then(|v| v.trim().parse().ok()))
+                .unwrap_or(0),
+        };
+        let rfuzz_binary = self.binary(Tool::Rfuzz, target);
+        let edges = replay_edges(&rfuzz_binary, &queue_dirs).unwrap_or(0);
+        Ok(Trial { execs, wall, first_crash, edges })
+    }
+}
+
+fn stat(path: &Path, key: &str) -> u64 {
+    crate::sync::layout::read_stats(path).and_then(|m| m.get(key).and_then(|v| v.parse().ok())).unwrap_or(0)
+}
+
+fn host_dir() -> String {
+    rfuzz_instrument::build::host_triple().unwrap_or_else(|_| "x86_64-unknown-linux-gnu".into())
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+/// Runs the comparison and prints a markdown table.
+pub fn run(args: BenchCompareArgs) -> Result<i32> {
+    let mut tools = Vec::new();
+    for t in &args.tools {
+        tools.push(match t.as_str() {
+            "rfuzz" => Tool::Rfuzz,
+            "afl" => Tool::Afl,
+            "libfuzzer" => Tool::LibFuzzer,
+            other => bail!(super::UsageError(format!("unknown tool `{other}` (rfuzz, afl, libfuzzer)"))),
+        });
+    }
+    let work = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("rfuzz-bench"));
+    let bench = Bench { afl_fuzz: args.afl_fuzz.clone().or_else(find_afl_fuzz), work, args };
+    if !bench.args.no_build {
+        bench.build(&tools)?;
+    }
+    println!(
+        "| target | tool | trials | crashed | median time to crash (s) | median exec/s | median edges |\n|---|---|---|---|---|---|---|"
+    );
+    for target in &bench.args.targets {
+        for &tool in &tools {
+            let mut trials = Vec::new();
+            for n in 0..bench.args.trials {
+                let t = bench.trial(tool, target, n)?;
+                eprintln!(
+                    "{target} {} #{n}: {} execs in {:.1}s, crash {:?}, {} edges",
+                    tool.name(),
+                    t.execs,
+                    t.wall,
+                    t.first_crash,
+                    t.edges
+                );
+                trials.push(t);
+            }
+            let crashed = trials.iter().filter(|t| t.first_crash.is_some()).count();
+            let ttc = median(trials.iter().filter_map(|t| t.first_crash).collect());
+            let eps = median(trials.iter().map(|t| t.execs as f64 / t.wall.max(0.001)).collect()).unwrap_or(0.0);
+            let edges = median(trials.iter().map(|t| t.edges as f64).collect()).unwrap_or(0.0);
+            println!(
+                "| {target} | {} | {} | {crashed} | {} | {:.0} | {:.0} |",
+                tool.name(),
+                trials.len(),
+                ttc.map(|t| format!("{t:.2}")).unwrap_or_else(|| "-".into()),
+                eps,
+                edges
+            );
+        }
+    }
+    Ok(crate::exit::SUCCESS)
+}
