@@ -185,3 +185,62 @@ fn a_build_failure_shows_cargos_error() {
     assert!(stderr.contains("not_a_function"), "cargo's diagnostic is shown");
     assert!(stderr.contains("failed to build fuzz target"));
 }
+
+/// afl-fuzz from `cargo install cargo-afl && cargo afl config --build`, or
+/// `AFL_FUZZ`.
+fn afl_fuzz() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("AFL_FUZZ") {
+        return Some(p.into());
+    }
+    let root = std::path::Path::new(&std::env::var_os("HOME")?).join(".local/share/afl.rs");
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(root)
+        .ok()?
+        .flatten()
+        .filter_map(|e| std::fs::read_dir(e.path()).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("afl/bin/afl-fuzz"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+#[test]
+#[ignore = "needs AFL++ (cargo install cargo-afl && cargo afl config --build)"]
+fn afl_fuzz_drives_our_binary_in_persistent_shared_memory_mode() {
+    let afl = afl_fuzz().expect("afl-fuzz not found");
+    let scratch = Scratch::new();
+    let seeds = scratch.path().join("in");
+    std::fs::create_dir_all(&seeds).unwrap();
+    std::fs::write(seeds.join("seed"), b"hello").unwrap();
+    let out = scratch.path().join("out");
+    let o = output(
+        Command::new(afl)
+            .arg("-i")
+            .arg(&seeds)
+            .arg("-o")
+            .arg(&out)
+            .args(["-V", "60", "--"])
+            .arg(planted_binary("magic_steps"))
+            .env("AFL_NO_UI", "1")
+            .env("AFL_SKIP_CPUFREQ", "1")
+            .env("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1")
+            .env("AFL_BENCH_UNTIL_CRASH", "1"),
+    );
+    let log = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(log.contains("Persistent mode binary detected"), "{log}");
+    assert!(log.contains("SHARED MEMORY FUZZING"), "{log}");
+    let stats = std::fs::read_to_string(out.join("default/fuzzer_stats")).unwrap();
+    let get = |k: &str| stats.lines().find(|l| l.starts_with(k)).unwrap().split(':').nth(1).unwrap().trim().to_string();
+    eprintln!("afl-fuzz: {} exec/s, stability {}", get("execs_per_sec"), get("stability"));
+    assert_eq!(get("saved_crashes"), "1", "afl-fuzz found the 4-byte magic");
+    assert_eq!(get("stability"), "100.00%");
+    let crash = std::fs::read_dir(out.join("default/crashes"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name() != "README.txt")
+        .unwrap();
+    let repro = output(Command::new(planted_binary("magic_steps")).arg(crash.path()));
+    assert!(String::from_utf8_lossy(&repro.stderr).contains("planted bug: magic reached step by step"));
+}

@@ -17,8 +17,11 @@ use std::time::Duration;
 pub struct RunArgs {
     /// Fuzz targets; with several, instances are spread over them and share
     /// the sync directory (each judges imports with its own binary).
-    #[arg(required = true)]
     pub targets: Vec<String>,
+    /// Fuzz this prebuilt instrumented binary (ours or AFL++'s) instead of
+    /// building targets; needs -o.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
     /// Instances to run (default: one per core).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
@@ -101,14 +104,41 @@ pub fn run(args: RunArgs) -> Result<i32> {
         };
         per_instance.push((id.to_string(), rest.split_whitespace().map(OsString::from).collect()));
     }
-    let project = args.project.load()?;
-    for t in &args.targets {
-        project.target(t)?;
-    }
-    let built = build_targets(&project, &args.targets, &args.build, true)?;
-    let sync_dir = match &args.output {
-        Some(o) => super::absolute(o)?,
-        None => project.sync_dir(&args.targets.join("+")),
+    // Where the binaries, default directories and reproduce commands come from.
+    let (names, binaries, project) = match &args.binary {
+        Some(b) => {
+            if args.targets.len() > 1 {
+                anyhow::bail!(UsageError("--binary fuzzes one binary: name at most one target".into()));
+            }
+            let binary = super::absolute(b)?;
+            if !binary.is_file() {
+                anyhow::bail!(UsageError(format!("binary {} does not exist", binary.display())));
+            }
+            let name = args
+                .targets
+                .first()
+                .cloned()
+                .unwrap_or_else(|| binary.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            (vec![name], vec![binary], None)
+        }
+        None => {
+            if args.targets.is_empty() {
+                anyhow::bail!(UsageError(
+                    "name the fuzz target(s) to run (see `cargo rfuzz list`), or pass --binary".into()
+                ));
+            }
+            let project = args.project.load()?;
+            for t in &args.targets {
+                project.target(t)?;
+            }
+            let built = build_targets(&project, &args.targets, &args.build, true)?;
+            (args.targets.clone(), built.into_iter().map(|b| b.binary).collect::<Vec<_>>(), Some(project))
+        }
+    };
+    let sync_dir = match (&args.output, &project) {
+        (Some(o), _) => super::absolute(o)?,
+        (None, Some(p)) => p.sync_dir(&names.join("+")),
+        (None, None) => anyhow::bail!(UsageError("with --binary, name the sync directory with -o DIR".into())),
     };
     if sync_dir.exists() && !sync_dir.is_dir() {
         anyhow::bail!(UsageError(format!("-o {} is a file, not a directory", sync_dir.display())));
@@ -119,12 +149,12 @@ pub fn run(args: RunArgs) -> Result<i32> {
         anyhow::bail!(UsageError(format!("seed directory {} does not exist", i.display())));
     }
     let cpus = if args.no_pin { vec![None; jobs] } else { cpu::assign(jobs) };
-    let ntargets = args.targets.len();
+    let ntargets = names.len();
     let mut instances = Vec::new();
     for k in 0..jobs {
         let id = instance_id(k);
-        let target = &args.targets[k % ntargets];
-        let binary = &built[k % ntargets].binary;
+        let target = &names[k % ntargets];
+        let binary = &binaries[k % ntargets];
         let mut a: Vec<OsString> =
             vec![target.into(), "--binary".into(), binary.into(), "-o".into(), sync_dir.clone().into()];
         a.push(if k == 0 { "-M" } else { "-S" }.into());
@@ -133,7 +163,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         if k == 0 && args.deterministic {
             a.push("-D".into());
         }
-        let seeds = args.input.clone().or_else(|| Some(project.corpus_dir(target)).filter(|d| d.is_dir()));
+        let default_seeds = project.as_ref().map(|p| p.corpus_dir(target)).filter(|d| d.is_dir());
+        let seeds = args.input.clone().or(default_seeds);
         if let Some(s) = seeds {
             a.push("-i".into());
             a.push(super::absolute(&s)?.into());
@@ -178,19 +209,21 @@ pub fn run(args: RunArgs) -> Result<i32> {
         instances.push(InstancePlan { id, target: target.clone(), args: a, cpu: cpus[k] });
     }
     let ui = if args.no_ui || !std::io::stdout().is_terminal() { UiMode::Plain } else { UiMode::Screen };
-    let fuzz_dir = shell_quote(&project.fuzz_dir.to_string_lossy());
+    let repro = match &project {
+        Some(p) => {
+            let fuzz_dir = shell_quote(&p.fuzz_dir.to_string_lossy());
+            names.iter().map(|t| (t.clone(), format!("cargo rfuzz repro --fuzz-dir {fuzz_dir} {t} {{}}"))).collect()
+        }
+        None => vec![(names[0].clone(), format!("{} {{}}", shell_quote(&binaries[0].to_string_lossy())))],
+    };
     let plan = Plan {
-        title: format!("cargo rfuzz run :: {} :: -j {jobs} :: {}", args.targets.join(" "), sync_dir.display()),
+        title: format!("cargo rfuzz run :: {} :: -j {jobs} :: {}", names.join(" "), sync_dir.display()),
         sync_dir,
         instances,
         max_total_time: args.max_total_time.map(Duration::from_secs),
         exit_on_crash: args.exit_on_crash,
         ui,
-        repro: args
-            .targets
-            .iter()
-            .map(|t| (t.clone(), format!("cargo rfuzz repro --fuzz-dir {fuzz_dir} {t} {{}}")))
-            .collect(),
+        repro,
     };
     Ok(supervisor::run(plan)?.code)
 }

@@ -83,12 +83,17 @@ pub struct Outcome {
 
 /// An operation that produced a batch entry, for queue names.
 #[derive(Debug, Clone, Copy)]
-struct Op {
-    /// Index of the parent entry.
-    src: usize,
-    name: &'static str,
-    rep: u32,
-    other: Option<u32>,
+enum Op {
+    /// A mutant of entry `src`.
+    Mutant {
+        /// Index of the parent entry.
+        src: usize,
+        name: &'static str,
+        rep: u32,
+        other: Option<u32>,
+    },
+    /// Entry `id` of peer `peer` (an index into `Fuzzer::peers`).
+    Import { peer: usize, id: u32 },
 }
 
 /// A batch should take about this long, so stats, the UI and stop requests
@@ -110,6 +115,8 @@ pub struct Fuzzer {
     var_bytes: Vec<bool>,
     var_count: u32,
     importer: Option<Importer>,
+    /// Peer instance ids seen by the importer (indexed by `Op::Import`).
+    peers: Vec<String>,
     ui: Ui,
     buf: Vec<u8>,
     ops: Vec<Op>,
@@ -305,6 +312,7 @@ impl Fuzzer {
             var_bytes: vec![false; map_size],
             var_count: 0,
             importer,
+            peers: Vec::new(),
             ui,
             buf: Vec::new(),
             ops: Vec::new(),
@@ -611,8 +619,9 @@ impl Fuzzer {
         }
         self.calibrate_into(&mut tc, first)?;
         // Trimmed before it is written: a queue file never changes once a
-        // peer (or a resumed run) may have read it.
-        if !tc.var_behavior {
+        // peer (or a resumed run) may have read it. Imports were trimmed by
+        // the instance that found them.
+        if !tc.var_behavior && tc.imported_from.is_none() {
             tc.data = self.trim(std::mem::take(&mut tc.data), tc.checksum)?;
         }
         layout::write_atomic(&self.corpus.queue_dir.join(&name), &tc.data)?;
@@ -805,11 +814,15 @@ impl Fuzzer {
             };
             self.execs += (index + 1 - from) as u64;
             let input = self.exec.batch_input(index).to_vec();
-            let op = self.ops[index];
-            let mut srcs = vec![self.corpus.entries[op.src].id];
-            srcs.extend(op.other);
-            let origin = Origin::Mutation { src: srcs, op: op.name.to_string(), rep: op.rep };
-            self.handle(&input, kind, origin, Some(op.src))?;
+            let (origin, parent) = match self.ops[index] {
+                Op::Mutant { src, name, rep, other } => {
+                    let mut srcs = vec![self.corpus.entries[src].id];
+                    srcs.extend(other);
+                    (Origin::Mutation { src: srcs, op: name.to_string(), rep }, Some(src))
+                }
+                Op::Import { peer, id } => (Origin::Sync { peer: self.peers[peer].clone(), src: id }, None),
+            };
+            self.handle(&input, kind, origin, parent)?;
             from = index + 1;
         }
         Ok(())
@@ -951,7 +964,7 @@ impl Fuzzer {
                 if self.stopping() || !det.next(&data, &mut buf, self.len_limit.max(data.len())) {
                     return Ok(());
                 }
-                self.push_mutant(&buf, Op { src: idx, name, rep: 0, other: None })?;
+                self.push_mutant(&buf, Op::Mutant { src: idx, name, rep: 0, other: None })?;
             }
         })();
         self.buf = buf;
@@ -1047,7 +1060,7 @@ impl Fuzzer {
                 other: other_data.as_deref(),
                 max_len: self.len_limit.max(parent.len()).min(self.max_len),
             };
-            let mut op = Op { src: idx, name: "havoc", rep: 0, other: None };
+            let (mut name, mut other) = ("havoc", None);
             let spliced = match &other_data {
                 Some(o) if self.rng.one_in(self.cfg.flavor.splice_one_in) => {
                     mutator::splice(&parent, o, &mut self.rng, &mut buf)
@@ -1055,14 +1068,14 @@ impl Fuzzer {
                 _ => false,
             };
             if spliced {
-                op.name = "splice";
-                op.other = other_id;
+                name = "splice";
+                other = other_id;
             } else {
                 buf.clear();
                 buf.extend_from_slice(&parent);
             }
-            op.rep = mutator::havoc(&mut buf, &mut self.rng, &src, self.cfg.flavor.havoc_stack_pow);
-            result = self.push_mutant(&buf, op);
+            let rep = mutator::havoc(&mut buf, &mut self.rng, &src, self.cfg.flavor.havoc_stack_pow);
+            result = self.push_mutant(&buf, Op::Mutant { src: idx, name, rep, other });
             if result.is_err() {
                 break;
             }
@@ -1072,24 +1085,50 @@ impl Fuzzer {
     }
 
     /// Imports new entries of other instances now.
+    ///
+    /// The candidates run as batches that stop at inputs with new coverage,
+    /// like mutants, so looking at thousands of peer entries costs little.
     fn sync_now(&mut self) -> Result<()> {
         let Some(mut importer) = self.importer.take() else {
             return Ok(());
         };
-        let prev = self.stage;
-        self.stage = "sync";
-        let result = importer.import(|peer, src, data| {
-            let kind = self.exec.run_one(data)?;
-            self.execs += 1;
-            if kind != ExitKind::Ok {
-                return Ok(false);
-            }
-            let origin = Origin::Sync { peer: peer.to_string(), src };
-            self.handle(data, kind, origin, None)
-        });
+        let prev = std::mem::replace(&mut self.stage, "sync");
+        let candidates = importer.collect();
         self.importer = Some(importer);
+        // Mutants waiting in the batch run first (they were generated first).
+        if !self.ops.is_empty() {
+            self.run_batch()?;
+        }
+        self.exec.batch_clear();
+        self.ops.clear();
+        for c in candidates {
+            let peer = match self.peers.iter().position(|p| *p == c.peer) {
+                Some(i) => i,
+                None => {
+                    self.peers.push(c.peer.clone());
+                    self.peers.len() - 1
+                }
+            };
+            if self.ops.len() >= self.batch_limit || !self.exec.batch_push(&c.data) {
+                self.run_batch()?;
+                self.exec.batch_clear();
+                self.ops.clear();
+                if !self.exec.batch_push(&c.data) {
+                    continue;
+                }
+            }
+            self.ops.push(Op::Import { peer, id: c.id });
+        }
+        if !self.ops.is_empty() {
+            self.run_batch()?;
+        }
+        self.exec.batch_clear();
+        self.ops.clear();
+        if let Some(i) = self.importer.as_mut() {
+            i.commit()?;
+        }
         self.stage = prev;
-        result
+        Ok(())
     }
 
     /// Periodic work between batches: stats, UI, plot data, sync.

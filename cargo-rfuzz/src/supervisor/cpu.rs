@@ -57,11 +57,34 @@ pub fn taken() -> BTreeSet<usize> {
     out
 }
 
-/// A core for each of `n` instances: free cores first; `None` where there
-/// are not enough (those float).
+/// The physical core a CPU belongs to (SMT siblings share one), from sysfs.
+fn physical_core(cpu: usize) -> Option<(u32, u32)> {
+    let dir = format!("/sys/devices/system/cpu/cpu{cpu}/topology");
+    let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok()?.trim().parse::<u32>().ok();
+    Some((read("physical_package_id").unwrap_or(0), read("core_id")?))
+}
+
+/// Orders CPUs so that one hardware thread of every physical core comes
+/// before any second thread of a core: instances get whole cores first.
+fn spread_over_cores(cpus: Vec<usize>) -> Vec<usize> {
+    let mut seen = BTreeSet::new();
+    let (mut first, mut rest) = (Vec::new(), Vec::new());
+    for c in cpus {
+        match physical_core(c) {
+            Some(core) if !seen.insert(core) => rest.push(c),
+            _ => first.push(c),
+        }
+    }
+    first.extend(rest);
+    first
+}
+
+/// A core for each of `n` instances: free cores first, one hardware thread
+/// per physical core before SMT siblings; `None` where there are not enough
+/// (those float).
 pub fn assign(n: usize) -> Vec<Option<usize>> {
     let taken = taken();
-    let free: Vec<usize> = allowed().into_iter().filter(|c| !taken.contains(c)).collect();
+    let free = spread_over_cores(allowed().into_iter().filter(|c| !taken.contains(c)).collect());
     (0..n).map(|i| free.get(i).copied()).collect()
 }
 

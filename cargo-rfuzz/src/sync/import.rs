@@ -24,8 +24,20 @@ use std::time::{Duration, Instant, SystemTime};
 /// Shortest and longest time between two scans.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_INTERVAL: Duration = Duration::from_secs(10);
-/// Files younger than this may still be being written by an AFL++ peer.
-const SETTLE: Duration = Duration::from_millis(1000);
+/// Files younger than this may still be being written by an AFL++ peer (our
+/// instances write entries atomically; AFL++ writes them in place).
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// A peer's entry not looked at yet.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Peer instance id.
+    pub peer: String,
+    /// Entry id in the peer's queue.
+    pub id: u32,
+    /// The input.
+    pub data: Vec<u8>,
+}
 
 /// Imports entries from the other instances of one sync directory.
 #[derive(Debug)]
@@ -35,6 +47,8 @@ pub struct Importer {
     next_due: Instant,
     interval: Duration,
     progress: HashMap<String, u32>,
+    /// Progress to store once the candidates of the last scan have run.
+    pending: Vec<(String, u32)>,
     /// Largest entry imported.
     pub max_len: usize,
     /// Files looked at in total.
@@ -62,6 +76,7 @@ impl Importer {
             next_due: Instant::now() + MIN_INTERVAL,
             interval: MIN_INTERVAL,
             progress: HashMap::new(),
+            pending: Vec::new(),
             max_len: 1 << 20,
             seen: 0,
         }
@@ -106,9 +121,10 @@ impl Importer {
         out
     }
 
-    /// Scans every peer and offers each new entry to `offer(peer, id, data)`,
-    /// which runs it and returns whether it was kept.
-    pub fn import(&mut self, mut offer: impl FnMut(&str, u32, &[u8]) -> Result<bool>) -> Result<()> {
+    /// Scans every peer for entries not looked at yet. Call [`Importer::commit`]
+    /// once they have run, so a crash in between re-offers them.
+    pub fn collect(&mut self) -> Vec<Candidate> {
+        let mut out = Vec::new();
         let mut found_new = false;
         let now = SystemTime::now();
         for peer in self.peers() {
@@ -148,17 +164,24 @@ impl Importer {
                     continue;
                 }
                 if let Some(data) = read_regular(&path, self.max_len) {
-                    offer(&peer, id, &data)?;
+                    out.push(Candidate { peer: peer.clone(), id, data });
                 }
             }
             if next != start {
                 self.progress.insert(peer.clone(), next);
-                let file = self.synced_file(&peer);
-                layout::write_atomic(&file, next.to_string().as_bytes())?;
+                self.pending.push((peer, next));
             }
         }
         self.interval = if found_new { MIN_INTERVAL } else { (self.interval * 2).min(MAX_INTERVAL) };
         self.next_due = Instant::now() + self.interval;
+        out
+    }
+
+    /// Stores the progress of the last [`Importer::collect`] in `.synced/`.
+    pub fn commit(&mut self) -> Result<()> {
+        for (peer, next) in std::mem::take(&mut self.pending) {
+            layout::write_atomic(&self.synced_file(&peer), next.to_string().as_bytes())?;
+        }
         Ok(())
     }
 }
@@ -194,12 +217,9 @@ mod tests {
 
         let mut imp = Importer::new(sync, "me");
         imp.max_len = 50;
-        let mut got = Vec::new();
-        imp.import(|peer, id, data| {
-            got.push((peer.to_string(), id, data.to_vec()));
-            Ok(true)
-        })
-        .unwrap();
+        let got: Vec<(String, u32, Vec<u8>)> = imp.collect().into_iter().map(|c| (c.peer, c.id, c.data)).collect();
+        assert!(!sync.join("me/.synced/peer").exists(), "progress is stored on commit");
+        imp.commit().unwrap();
         assert_eq!(
             got,
             vec![
@@ -213,13 +233,7 @@ mod tests {
         // Nothing twice, also for a new importer reading .synced.
         old_file(&q.join("id:000006,src:000001"), b"third");
         let mut again = Importer::new(sync, "me");
-        let mut got = Vec::new();
-        again
-            .import(|_, id, _| {
-                got.push(id);
-                Ok(true)
-            })
-            .unwrap();
+        let got: Vec<u32> = again.collect().into_iter().map(|c| c.id).collect();
         assert_eq!(got, vec![6]);
     }
 
@@ -231,13 +245,8 @@ mod tests {
         std::fs::create_dir_all(sync.join("me/.synced")).unwrap();
         std::fs::write(sync.join("peer/queue/id:000000,new"), b"being written").unwrap();
         let mut imp = Importer::new(sync, "me");
-        let mut n = 0;
-        imp.import(|_, _, _| {
-            n += 1;
-            Ok(true)
-        })
-        .unwrap();
-        assert_eq!(n, 0);
+        assert!(imp.collect().is_empty());
+        imp.commit().unwrap();
         assert!(!sync.join("me/.synced/peer").exists());
     }
 }
