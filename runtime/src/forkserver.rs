@@ -353,7 +353,7 @@ fn direct_child(harness: fn(&[u8]), header: &direct::Header, base: *mut u8, layo
             }
         }
         // SAFETY: the log area stays mapped; it is switched off after the batch.
-        unsafe { sancov::cmp::set_log(log) };
+        unsafe { crate::cmp::set_log(log) };
         let mut stop = count;
         for (i, entry) in table.iter().enumerate().take(count).skip(start) {
             header.cur_index.store(i as u32, Relaxed);
@@ -386,7 +386,7 @@ fn direct_child(harness: fn(&[u8]), header: &direct::Header, base: *mut u8, layo
             }
         }
         // SAFETY: turning logging off.
-        unsafe { sancov::cmp::set_log(None) };
+        unsafe { crate::cmp::set_log(None) };
         if !write_pair(STATUS_FD, direct::MSG_DONE, stop as u32) {
             std::process::exit(0);
         }

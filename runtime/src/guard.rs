@@ -28,48 +28,52 @@ fn write_stderr(msg: &[u8]) {
     unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
 }
 
-fn out_of_memory(size: usize) -> ! {
-    crate::record_exit_reason(direct::EXIT_OOM);
-    // Format without allocating: we are inside malloc.
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = size;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    write_stderr(b"rfuzz: out of memory: an allocation of ");
-    write_stderr(&digits[i..]);
-    write_stderr(b" bytes exceeds the limit (-m, RFUZZ_MALLOC_LIMIT_MB)\n");
-    std::process::abort();
-}
-
-#[inline]
-fn check(size: usize) {
-    if size > MALLOC_LIMIT.load(Relaxed) {
-        out_of_memory(size);
-    }
-}
-
-#[inline]
-fn refused(p: *mut c_void, size: usize) -> *mut c_void {
-    if p.is_null() && size != 0 {
-        // The system refused (address-space limit): let the caller fail,
-        // but remember why the process is about to die.
-        crate::record_exit_reason(direct::EXIT_OOM);
-    }
-    p
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+// Only in fuzz-target builds (`--cfg fuzzing`, set by `cargo rfuzz build`):
+// a program that merely links this crate for its protocol module (the fuzzer,
+// whose workspace build unifies this crate's features) must keep the C
+// library's allocator.
+#[cfg(all(target_os = "linux", target_env = "gnu", fuzzing))]
 mod interpose {
     //! glibc supports replacing its allocator by defining these symbols in
     //! the executable; we forward to its own implementation.
     use super::*;
+
+    fn out_of_memory(size: usize) -> ! {
+        crate::record_exit_reason(direct::EXIT_OOM);
+        // Format without allocating: we are inside malloc.
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = size;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        write_stderr(b"rfuzz: out of memory: an allocation of ");
+        write_stderr(&digits[i..]);
+        write_stderr(b" bytes exceeds the limit (-m, RFUZZ_MALLOC_LIMIT_MB)\n");
+        std::process::abort();
+    }
+
+    #[inline]
+    fn check(size: usize) {
+        if size > MALLOC_LIMIT.load(Relaxed) {
+            out_of_memory(size);
+        }
+    }
+
+    #[inline]
+    fn refused(p: *mut c_void, size: usize) -> *mut c_void {
+        if p.is_null() && size != 0 {
+            // The system refused (address-space limit): let the caller fail,
+            // but remember why the process is about to die.
+            crate::record_exit_reason(direct::EXIT_OOM);
+        }
+        p
+    }
 
     unsafe extern "C" {
         fn __libc_malloc(size: usize) -> *mut c_void;
@@ -155,7 +159,7 @@ mod interpose {
 
 /// Sets the single-allocation limit from the environment.
 pub fn init_malloc_limit() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(all(target_os = "linux", target_env = "gnu", fuzzing))]
     interpose::keep();
     let mb = std::env::var(crate::protocol::MALLOC_LIMIT_ENV_VAR).ok().and_then(|v| v.trim().parse::<usize>().ok());
     if let Some(mb) = mb.filter(|&m| m > 0) {

@@ -41,6 +41,8 @@
 pub mod protocol;
 
 #[cfg(feature = "runtime")]
+mod cmp;
+#[cfg(feature = "runtime")]
 mod fdio;
 #[cfg(feature = "runtime")]
 mod forkserver;
@@ -142,6 +144,8 @@ pub mod __private {
             println!("{}", sancov::map_size());
             std::process::exit(0);
         }
+        cmp::init();
+        cmp::keep();
         guard::init_malloc_limit();
         guard::init_stack_overflow_handler();
         guard::init_coverage_dumps();

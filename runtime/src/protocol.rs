@@ -40,6 +40,9 @@ pub const DUMP_MAP_SIZE_ENV_VAR: &str = "AFL_DUMP_MAP_SIZE";
 /// Largest single allocation in MiB (like libFuzzer's `-malloc_limit_mb`);
 /// a larger one is reported as out-of-memory.
 pub const MALLOC_LIMIT_ENV_VAR: &str = "RFUZZ_MALLOC_LIMIT_MB";
+/// Set to `1` by the engine: record partial progress on wide compares as
+/// extra coverage (see the runtime's `cmp` module).
+pub const CMP_PROGRESS_ENV_VAR: &str = "RFUZZ_CMP_PROGRESS";
 /// `RFUZZ_INFO=1 ./target` prints the runtime version, guard count and map size.
 pub const INFO_ENV_VAR: &str = "RFUZZ_INFO";
 

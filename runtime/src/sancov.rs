@@ -78,6 +78,11 @@ fn layout() -> &'static Layout {
         let mut regions = vec![Region { ptr: GUARD_MAP.load(Relaxed), len: guard_len, map_off: 0 }];
         let mut off = guard_len.next_multiple_of(8);
         let mut edges = guards;
+        if crate::cmp::progress_enabled() {
+            let (ptr, len) = crate::cmp::progress_region();
+            regions.push(Region { ptr, len, map_off: off });
+            off += len;
+        }
         let mut counters: Vec<(usize, usize)> = (0..REGIONS.load(Relaxed).min(MAX_REGIONS))
             .map(|i| (REGION_START[i].load(Relaxed), REGION_END[i].load(Relaxed)))
             .filter(|(s, e)| e > s)
@@ -305,99 +310,6 @@ pub unsafe extern "C" fn __sanitizer_cov_trace_pc_guard(guard: *mut u32) {
         let slot = GUARD_MAP.load(Relaxed).add(*guard as usize);
         let (v, carry) = (*slot).overflowing_add(1);
         *slot = v + carry as u8;
-    }
-}
-
-pub(crate) mod cmp {
-    //! Compare tracing. The callbacks are a load and a branch until the fuzzer
-    //! asks for a compare log for one run.
-
-    use super::*;
-    use crate::protocol::cmplog::{self, LogHeader, Record};
-
-    /// The compare log, or null while logging is off.
-    static LOG: AtomicPtr<LogHeader> = AtomicPtr::new(core::ptr::null_mut());
-
-    /// Turns compare logging on (`Some`) or off.
-    ///
-    /// # Safety
-    /// `log` must point to a log area of the size its header's capacity says,
-    /// mapped for as long as logging stays on.
-    pub unsafe fn set_log(log: Option<*mut LogHeader>) {
-        LOG.store(log.unwrap_or(core::ptr::null_mut()), Relaxed);
-    }
-
-    #[inline(always)]
-    fn push(kind: u8, size: u8, is_const: u8, a: &[u8], b: &[u8]) {
-        let log = LOG.load(Relaxed);
-        if log.is_null() {
-            return;
-        }
-        // SAFETY: set_log's contract: the log is mapped with room for
-        // `capacity` records after the header.
-        unsafe {
-            let header = &*log;
-            let idx = header.count.fetch_add(1, Relaxed);
-            if idx >= header.capacity.load(Relaxed) {
-                return;
-            }
-            let records = (log as *mut u8).add(cmplog::HEADER_SIZE) as *mut Record;
-            let mut rec = Record {
-                kind,
-                size,
-                is_const,
-                reserved: 0,
-                site: 0,
-                a: [0; cmplog::BYTES_MAX],
-                b: [0; cmplog::BYTES_MAX],
-            };
-            let n = a.len().min(cmplog::BYTES_MAX);
-            rec.a[..n].copy_from_slice(&a[..n]);
-            let n = b.len().min(cmplog::BYTES_MAX);
-            rec.b[..n].copy_from_slice(&b[..n]);
-            records.add(idx as usize).write(rec);
-        }
-    }
-
-    macro_rules! int_cmp {
-        ($name:ident, $const_name:ident, $t:ty) => {
-            /// SanitizerCoverage compare hook.
-            #[unsafe(no_mangle)]
-            pub extern "C" fn $name(a: $t, b: $t) {
-                push(cmplog::KIND_INT, size_of::<$t>() as u8, 0, &a.to_le_bytes(), &b.to_le_bytes());
-            }
-            /// SanitizerCoverage compare hook (first operand is a constant).
-            #[unsafe(no_mangle)]
-            pub extern "C" fn $const_name(a: $t, b: $t) {
-                push(cmplog::KIND_INT, size_of::<$t>() as u8, 1, &a.to_le_bytes(), &b.to_le_bytes());
-            }
-        };
-    }
-    int_cmp!(__sanitizer_cov_trace_cmp1, __sanitizer_cov_trace_const_cmp1, u8);
-    int_cmp!(__sanitizer_cov_trace_cmp2, __sanitizer_cov_trace_const_cmp2, u16);
-    int_cmp!(__sanitizer_cov_trace_cmp4, __sanitizer_cov_trace_const_cmp4, u32);
-    int_cmp!(__sanitizer_cov_trace_cmp8, __sanitizer_cov_trace_const_cmp8, u64);
-
-    /// SanitizerCoverage `switch` hook: `cases[0]` is the number of cases,
-    /// `cases[1]` the operand width in bits, then the case values.
-    ///
-    /// # Safety
-    /// Called by LLVM-generated code with a valid case table.
-    #[unsafe(no_mangle)]
-    pub unsafe extern "C" fn __sanitizer_cov_trace_switch(val: u64, cases: *const u64) {
-        if LOG.load(Relaxed).is_null() {
-            return;
-        }
-        // SAFETY: LLVM's table holds `cases[0] + 2` u64 values.
-        unsafe {
-            let n = *cases as usize;
-            let bits = *cases.add(1);
-            let size = (bits / 8).clamp(1, 8) as usize;
-            for i in 0..n {
-                let c = *cases.add(2 + i);
-                push(cmplog::KIND_SWITCH, size as u8, 1, &val.to_le_bytes()[..size], &c.to_le_bytes()[..size]);
-            }
-        }
     }
 }
 
