@@ -66,6 +66,10 @@ pub fn coverage_flags() -> Vec<String> {
     // Callbacks on integer compares and switches: the runtime records their
     // operands on request for input-to-state comparison solving.
     f.extend(llvm("-sanitizer-coverage-trace-compares"));
+    // Keep memcmp/bcmp of a known small size a call instead of inline loads
+    // (slice and `str` equality against keywords and magic strings), so the
+    // runtime's memcmp hook sees both operands.
+    f.extend(llvm("-max-loads-per-memcmp=0"));
     f
 }
 

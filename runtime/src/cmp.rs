@@ -12,11 +12,11 @@
 //!   compare. The engine finds operand bytes in the input and substitutes the
 //!   other operand (input-to-state), and learns dictionary tokens.
 //! * **Progress** (when the engine sets `RFUZZ_CMP_PROGRESS=1`): for a
-//!   compare of two or more bytes that fails, the number of equal bytes (for
-//!   byte strings: the length of the equal prefix) is recorded per compare
-//!   site in a small extra coverage region, one hit-count bucket per level,
-//!   so an input that gets one more byte of a magic value right counts as new
-//!   coverage. This is what splitting wide compares gives AFL++, at the cost
+//!   compare against a constant of four or more bytes that fails, the number
+//!   of equal bits (for byte strings: of the equal prefix, in bits) is
+//!   recorded per compare site in a small extra coverage region, one
+//!   hit-count bucket per level, so an input that gets more of a magic value
+//!   right counts as new coverage (libFuzzer's value profile idea). This is what splitting wide compares gives AFL++, at the cost
 //!   of a few instructions per compare.
 //!
 //! The site is the caller's return address, which the callbacks obtain from a
@@ -82,16 +82,11 @@ fn record_level(site: usize, level: usize) {
     }
 }
 
-/// Number of equal bytes among the low `width` bytes of `a` and `b`.
+/// Number of equal bits among the low `width` bytes of `a` and `b`.
 #[inline(always)]
-fn equal_bytes(a: u64, b: u64, width: usize) -> usize {
-    let mut t = a ^ b;
-    t |= t >> 4;
-    t |= t >> 2;
-    t |= t >> 1;
-    let mask =
-        if width >= 8 { 0x0101_0101_0101_0101u64 } else { 0x0101_0101_0101_0101u64 & ((1u64 << (width * 8)) - 1) };
-    width - (t & mask).count_ones() as usize
+fn equal_bits(a: u64, b: u64, width: usize) -> usize {
+    let mask = if width >= 8 { u64::MAX } else { (1u64 << (width * 8)) - 1 };
+    width * 8 - ((a ^ b) & mask).count_ones() as usize
 }
 
 #[inline(always)]
@@ -128,8 +123,10 @@ fn push(kind: u8, size: u8, is_const: u8, site: usize, a: &[u8], b: &[u8]) {
 
 #[inline(always)]
 fn on_int_cmp(a: u64, b: u64, width: usize, is_const: u8, site: usize) {
-    if width >= 2 && a != b && PROGRESS_ON.load(Relaxed) {
-        record_level(site, equal_bytes(a, b, width));
+    // Progress only against constants: compares of two variables are mostly
+    // loop bounds, which never "almost match" anything worth rewarding.
+    if is_const == 1 && width >= 4 && a != b && PROGRESS_ON.load(Relaxed) {
+        record_level(site, equal_bits(a, b, width));
     }
     if !LOG.load(Relaxed).is_null() {
         push(cmplog::KIND_INT, width as u8, is_const, site, &a.to_le_bytes()[..width], &b.to_le_bytes()[..width]);
@@ -213,8 +210,8 @@ unsafe extern "C" fn switch_impl(val: u64, cases: *const u64, site: usize) {
             if log {
                 push(cmplog::KIND_SWITCH, size as u8, 1, site, &val.to_le_bytes()[..size], &c.to_le_bytes()[..size]);
             }
-            if progress && size >= 2 && c != val {
-                best = best.max(equal_bytes(val, c, size));
+            if progress && size >= 4 && n <= 64 && c != val {
+                best = best.max(equal_bits(val, c, size));
             }
         }
         if progress {
@@ -279,13 +276,14 @@ unsafe extern "C" fn memcmp_impl(a: *const c_void, b: *const c_void, n: usize, s
         // SAFETY: `real` is the C library's memcmp; forwarded contract.
         unsafe { core::mem::transmute::<usize, MemcmpFn>(real)(a, b, n) }
     };
-    if r != 0 && n >= 2 && (PROGRESS_ON.load(Relaxed) || !LOG.load(Relaxed).is_null()) {
+    if r != 0 && n >= 4 && (PROGRESS_ON.load(Relaxed) || !LOG.load(Relaxed).is_null()) {
         // SAFETY: both buffers are valid for n bytes.
         let (x, y) =
             unsafe { (core::slice::from_raw_parts(a as *const u8, n), core::slice::from_raw_parts(b as *const u8, n)) };
         if PROGRESS_ON.load(Relaxed) {
             let prefix = x.iter().zip(y).take_while(|(p, q)| p == q).count();
-            record_level(site, prefix);
+            let partial = x.get(prefix).zip(y.get(prefix)).map_or(0, |(p, q)| 8 - (p ^ q).count_ones() as usize);
+            record_level(site, prefix * 8 + partial);
         }
         let k = n.min(cmplog::BYTES_MAX);
         push(cmplog::KIND_BYTES, k as u8, 0, site, &x[..k], &y[..k]);
@@ -320,11 +318,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn equal_bytes_counts_matching_positions() {
-        assert_eq!(equal_bytes(0x1122_3344, 0x1122_3344, 4), 4);
-        assert_eq!(equal_bytes(0x1122_3344, 0x1100_3300, 4), 2);
-        assert_eq!(equal_bytes(0xff, 0x00, 1), 0);
-        assert_eq!(equal_bytes(u64::MAX, u64::MAX ^ 1, 8), 7);
+    fn equal_bits_is_the_hamming_similarity() {
+        assert_eq!(equal_bits(0x1122_3344, 0x1122_3344, 4), 32);
+        assert_eq!(equal_bits(0x1122_3344, 0x1122_3345, 4), 31);
+        assert_eq!(equal_bits(0xff, 0x00, 1), 0);
+        assert_eq!(equal_bits(u64::MAX, u64::MAX ^ 3, 8), 62);
+        assert_eq!(equal_bits(0xffff_0000_0000, 0, 4), 32, "only the compared width counts");
     }
 
     #[test]

@@ -304,3 +304,49 @@ fn an_empty_seed_directory_gets_built_in_seeds() {
     let queue: Vec<PathBuf> = std::fs::read_dir(out.join("main/queue")).unwrap().flatten().map(|e| e.path()).collect();
     assert!(queue.iter().any(|p| p.to_string_lossy().contains("orig:builtin")));
 }
+
+fn execs_done(instance: &Path) -> u64 {
+    stats(instance)["execs_done"].parse().unwrap()
+}
+
+#[test]
+fn the_compare_solver_alone_solves_wide_magic_values_and_a_tag_switch() {
+    for (target, message) in [
+        ("magic", "planted bug: magic prefix"),
+        ("magic8", "planted bug: 8-byte magic"),
+        ("magic16", "planted bug: 16-byte magic"),
+        ("switch4", "planted bug: IEND tag"),
+    ] {
+        let scratch = Scratch::new();
+        let out = scratch.path().join("sync");
+        // No havoc, no dictionary stage: only input-to-state replacements
+        // from the compare log of the built-in seeds.
+        let o =
+            output(fuzz(target, &out).args(["--no-havoc", "--no-sync", "--exit-on-crash", "--max-total-time", "30"]));
+        assert_eq!(o.status.code(), Some(1), "{target}: the solver finds the crash");
+        let crashes = entries(&out.join("main/crashes"));
+        let (name, data) = crashes.iter().next().unwrap();
+        assert!(name.contains(",op:i2s"), "{target}: {name}");
+        assert!(execs_done(&out.join("main")) < 1000, "{target}: a handful of executions");
+        let repro = output(Command::new(planted_binary(target)).arg(out.join("main/crashes").join(name)));
+        assert!(String::from_utf8_lossy(&repro.stderr).contains(message), "{target}: {data:?}");
+    }
+}
+
+#[test]
+fn partial_progress_alone_reaches_32_and_64_bit_magic_values() {
+    for target in ["magic", "magic8"] {
+        let scratch = Scratch::new();
+        let out = scratch.path().join("sync");
+        // No compare log: havoc guided by the number of equal bits only.
+        let o = output(fuzz(target, &out).args([
+            "--no-cmplog",
+            "--cmp-progress",
+            "--no-sync",
+            "--exit-on-crash",
+            "--max-total-time",
+            "60",
+        ]));
+        assert_eq!(o.status.code(), Some(1), "{target}: found by progress feedback");
+    }
+}

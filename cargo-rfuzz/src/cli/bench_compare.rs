@@ -30,7 +30,8 @@ pub struct BenchCompareArgs {
     /// Targets (harness names), comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub targets: Vec<String>,
-    /// Tools, comma-separated: rfuzz, afl, libfuzzer.
+    /// Tools, comma-separated: rfuzz, afl, libfuzzer; `rfuzz[FLAGS]` is a
+    /// cargo-rfuzz variant with extra `fuzz` flags (space-separated).
     #[arg(long, value_delimiter = ',', default_value = "rfuzz,afl,libfuzzer")]
     pub tools: Vec<String>,
     /// Time budget per trial in seconds.
@@ -54,6 +55,14 @@ pub struct BenchCompareArgs {
     /// Skip building the harnesses.
     #[arg(long)]
     pub no_build: bool,
+}
+
+/// A tool and, for cargo-rfuzz, extra flags (a variant to compare).
+#[derive(Debug, Clone)]
+struct ToolSpec {
+    tool: Tool,
+    extra: Vec<String>,
+    label: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,8 +194,10 @@ impl Bench {
         Ok(())
     }
 
-    fn trial(&self, tool: Tool, target: &str, n: usize) -> Result<Trial> {
-        let out = self.work.join(format!("{target}-{}-{n}", tool.name()));
+    fn trial(&self, spec: &ToolSpec, target: &str, n: usize) -> Result<Trial> {
+        let tool = spec.tool;
+        let tag: String = spec.label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let out = self.work.join(format!("{target}-{tag}-{n}"));
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out)?;
         let seeds = self.args.bench_dir.join("seeds").join(target);
@@ -201,7 +212,8 @@ impl Bench {
                     .arg(&out)
                     .arg("-i")
                     .arg(&seeds)
-                    .args(["--max-total-time", &secs.to_string()]);
+                    .args(["--max-total-time", &secs.to_string()])
+                    .args(&spec.extra);
                 if self.args.until_crash {
                     c.arg("--exit-on-crash");
                 }
@@ -310,14 +322,27 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// Runs the comparison and prints a markdown table.
 pub fn run(args: BenchCompareArgs) -> Result<i32> {
-    let mut tools = Vec::new();
+    let mut specs = Vec::new();
     for t in &args.tools {
-        tools.push(match t.as_str() {
+        let (name, extra) = match t.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').split_whitespace().map(str::to_string).collect()),
+            None => (t.as_str(), Vec::new()),
+        };
+        let tool = match name {
             "rfuzz" => Tool::Rfuzz,
             "afl" => Tool::Afl,
             "libfuzzer" => Tool::LibFuzzer,
             other => bail!(super::UsageError(format!("unknown tool `{other}` (rfuzz, afl, libfuzzer)"))),
-        });
+        };
+        let label =
+            if extra.is_empty() { tool.name().to_string() } else { format!("{} {}", tool.name(), extra.join(" ")) };
+        specs.push(ToolSpec { tool, extra, label });
+    }
+    let mut tools: Vec<Tool> = Vec::new();
+    for s in &specs {
+        if !tools.contains(&s.tool) {
+            tools.push(s.tool);
+        }
     }
     let work = args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("rfuzz-bench"));
     let bench = Bench { afl_fuzz: args.afl_fuzz.clone().or_else(find_afl_fuzz), work, args };
@@ -328,17 +353,13 @@ pub fn run(args: BenchCompareArgs) -> Result<i32> {
         "| target | tool | trials | crashed | median time to crash (s) | median exec/s | median edges |\n|---|---|---|---|---|---|---|"
     );
     for target in &bench.args.targets {
-        for &tool in &tools {
+        for spec in &specs {
             let mut trials = Vec::new();
             for n in 0..bench.args.trials {
-                let t = bench.trial(tool, target, n)?;
+                let t = bench.trial(spec, target, n)?;
                 eprintln!(
                     "{target} {} #{n}: {} execs in {:.1}s, crash {:?}, {} edges",
-                    tool.name(),
-                    t.execs,
-                    t.wall,
-                    t.first_crash,
-                    t.edges
+                    spec.label, t.execs, t.wall, t.first_crash, t.edges
                 );
                 trials.push(t);
             }
@@ -348,7 +369,7 @@ pub fn run(args: BenchCompareArgs) -> Result<i32> {
             let edges = median(trials.iter().map(|t| t.edges as f64).collect()).unwrap_or(0.0);
             println!(
                 "| {target} | {} | {} | {crashed} | {} | {:.0} | {:.0} |",
-                tool.name(),
+                spec.label,
                 trials.len(),
                 ttc.map(|t| format!("{t:.2}")).unwrap_or_else(|| "-".into()),
                 eps,

@@ -62,9 +62,18 @@ pub struct FuzzArgs {
     /// Random seed, for reproducible runs.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Do not learn from the target's compare log.
+    /// Do not learn from the target's compare log (input-to-state solving,
+    /// tokens).
     #[arg(long)]
     pub no_cmplog: bool,
+    /// Count partial progress on compares against 4- and 8-byte constants
+    /// and byte strings (more equal bytes) as coverage: finds magic values
+    /// that compare logging cannot see, at some cost in speed.
+    #[arg(long)]
+    pub cmp_progress: bool,
+    /// Skip the havoc stage (to test the compare solver alone).
+    #[arg(long, hide = true)]
+    pub no_havoc: bool,
     /// Do not import entries from other instances.
     #[arg(long)]
     pub no_sync: bool,
@@ -209,6 +218,8 @@ impl FuzzArgs {
             banner: resolved.name.clone(),
             ui,
             cmplog: !self.no_cmplog,
+            cmp_progress: self.cmp_progress,
+            havoc: !self.no_havoc,
             max_len: self.max_len as usize,
             rng_seed: self.seed,
             sync: !self.no_sync,

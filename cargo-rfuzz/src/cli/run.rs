@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// Do not learn from the target's compare log.
     #[arg(long)]
     pub no_cmplog: bool,
+    /// Which instances count partial progress on wide compares as coverage:
+    /// `auto` (one in four secondaries: s03, s07, ...), `all` or `none`.
+    #[arg(long, value_enum, default_value_t = CmpProgress::Auto)]
+    pub cmp_progress: CmpProgress,
     /// Longest input to generate, in bytes.
     #[arg(long, value_name = "BYTES")]
     pub max_len: Option<u64>,
@@ -75,6 +79,18 @@ pub struct RunArgs {
     /// Arguments for every target (`@@` is replaced by the input file).
     #[arg(last = true, value_name = "TARGET_ARGS")]
     pub target_args: Vec<OsString>,
+}
+
+/// Which instances of a run count compare progress as coverage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CmpProgress {
+    /// One in four secondaries (s03, s07, ...): it pays off on magic
+    /// values, and costs speed on compare-heavy parsers.
+    Auto,
+    /// Every instance.
+    All,
+    /// No instance.
+    None,
 }
 
 /// Instance id of the `k`-th instance.
@@ -192,6 +208,14 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
         if args.no_cmplog {
             a.push("--no-cmplog".into());
+        }
+        let progress = match args.cmp_progress {
+            CmpProgress::All => true,
+            CmpProgress::None => false,
+            CmpProgress::Auto => k % 4 == 3,
+        };
+        if progress {
+            a.push("--cmp-progress".into());
         }
         if let Some(m) = args.max_len {
             a.extend(["--max-len".into(), m.to_string().into()]);

@@ -1,12 +1,20 @@
-//! Using the target's compare log: tokens for the automatic dictionary.
+//! Using the target's compare log: input-to-state solving and tokens.
 //!
 //! The runtime records the operands of integer compares, switch cases and
-//! byte-string compares when asked. A compare against a constant wider than a
-//! byte (`x == 0x215a4652`, a `match` on a 4-byte tag) is a value the input
-//! probably has to contain, so its bytes become a dictionary token in both
-//! byte orders.
+//! byte-string compares (memcmp/bcmp, slice and `str` equality) when asked.
+//!
+//! * **Input-to-state** (RedQueen's idea): an operand of a compare often is
+//!   bytes of the input, as they are or in the other byte order, narrower,
+//!   off by one, or as decimal text. Finding those bytes in the input and
+//!   putting the other operand in their place solves the compare in one
+//!   execution: a 4-, 8- or 16-byte magic value, a `match` on a tag, a length
+//!   field checked against the real length.
+//! * **Tokens**: a compare against a constant wider than a byte is a value the
+//!   input probably has to contain somewhere, so its bytes become a dictionary
+//!   token in both byte orders.
 
 use rfuzz::protocol::cmplog::{self, Record};
+use std::collections::HashSet;
 
 /// Minimal little-endian bytes of `v` (at least `min` long).
 fn significant_le(v: u64, width: usize) -> Vec<u8> {
@@ -58,6 +66,134 @@ pub fn tokens(records: &[Record]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Occurrences of `needle` in `hay` (at most `limit`).
+fn find_all(hay: &[u8], needle: &[u8], limit: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    if needle.is_empty() || needle.len() > hay.len() {
+        return out;
+    }
+    let mut i = 0;
+    while i + needle.len() <= hay.len() && out.len() < limit {
+        match hay[i..=hay.len() - needle.len()].iter().position(|&b| b == needle[0]) {
+            Some(p) => {
+                let at = i + p;
+                if &hay[at..at + needle.len()] == needle {
+                    out.push(at);
+                }
+                i = at + 1;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// `value` in `width` bytes, little- or big-endian; `None` if it does not fit.
+fn encode(value: u64, width: usize, big_endian: bool) -> Option<Vec<u8>> {
+    if width < 8 && value >> (width * 8) != 0 {
+        return None;
+    }
+    let le = value.to_le_bytes();
+    let mut v = le[..width].to_vec();
+    if big_endian {
+        v.reverse();
+    }
+    Some(v)
+}
+
+/// Collects candidates, skipping duplicates and stopping at `max`.
+struct Candidates<'a> {
+    input: &'a [u8],
+    max: usize,
+    seen: HashSet<Vec<u8>>,
+    out: Vec<Vec<u8>>,
+}
+
+impl Candidates<'_> {
+    fn full(&self) -> bool {
+        self.out.len() >= self.max
+    }
+
+    /// Every occurrence of `pattern` replaced (one at a time) by `repl`.
+    fn replace(&mut self, pattern: &[u8], repl: &[u8]) {
+        if pattern == repl || pattern.is_empty() {
+            return;
+        }
+        for at in find_all(self.input, pattern, 8) {
+            if self.full() {
+                return;
+            }
+            let mut c = Vec::with_capacity(self.input.len() + repl.len());
+            c.extend_from_slice(&self.input[..at]);
+            c.extend_from_slice(repl);
+            c.extend_from_slice(&self.input[at + pattern.len()..]);
+            if c != self.input && self.seen.insert(c.clone()) {
+                self.out.push(c);
+            }
+        }
+    }
+
+    /// Integer operand `pattern` found in the input, replaced by `repl`, in
+    /// every encoding a parser commonly reads it from.
+    fn integer(&mut self, pattern: u64, repl: u64, size: usize) {
+        // Numbers parsed from text.
+        if (10..1_000_000_000_000).contains(&pattern) {
+            self.replace(pattern.to_string().as_bytes(), repl.to_string().as_bytes());
+        }
+        // Binary values this small match everywhere; their compares are
+        // cheap for havoc anyway.
+        if pattern < 0x100 {
+            return;
+        }
+        for width in [8usize, 4, 2] {
+            if width > size {
+                continue;
+            }
+            for big_endian in [false, true] {
+                for delta in [0i64, 1, -1] {
+                    let (p, r) = (pattern.wrapping_add(delta as u64), repl.wrapping_add(delta as u64));
+                    if let (Some(pb), Some(rb)) = (encode(p, width, big_endian), encode(r, width, big_endian)) {
+                        self.replace(&pb, &rb);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Input-to-state candidates for `input`: for each compare in the log, the
+/// input with one operand's bytes replaced by the other operand's (at most
+/// `max` candidates, duplicates removed).
+pub fn input_to_state(input: &[u8], records: &[Record], max: usize) -> Vec<Vec<u8>> {
+    let mut c = Candidates { input, max, seen: HashSet::new(), out: Vec::new() };
+    let mut done: HashSet<(u8, u8, [u8; cmplog::BYTES_MAX], [u8; cmplog::BYTES_MAX])> = HashSet::new();
+    for r in records {
+        if c.full() {
+            break;
+        }
+        let size = r.size as usize;
+        if size == 0 || !done.insert((r.kind, r.size, r.a, r.b)) {
+            continue;
+        }
+        match r.kind {
+            cmplog::KIND_INT | cmplog::KIND_SWITCH if size >= 2 => {
+                let (a, b) = (operand(&r.a, size), operand(&r.b, size));
+                if a != b {
+                    c.integer(a, b, size);
+                    c.integer(b, a, size);
+                }
+            }
+            cmplog::KIND_BYTES if size >= 2 => {
+                let (a, b) = (&r.a[..size], &r.b[..size]);
+                c.replace(a, b);
+                c.replace(b, a);
+            }
+            _ => {}
+        }
+    }
+    c.out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +210,57 @@ mod tests {
         let magic = u32::from_le_bytes(*b"RFZ!") as u64;
         let t = tokens(&[int_record(magic, 0, 4, 1)]);
         assert_eq!(t, vec![b"RFZ!".to_vec(), b"!ZFR".to_vec()]);
+    }
+
+    fn bytes_record(a: &[u8], b: &[u8]) -> Record {
+        let mut r = Record {
+            kind: cmplog::KIND_BYTES,
+            size: a.len() as u8,
+            is_const: 0,
+            reserved: 0,
+            site: 0,
+            a: [0; 32],
+            b: [0; 32],
+        };
+        r.a[..a.len()].copy_from_slice(a);
+        r.b[..b.len()].copy_from_slice(b);
+        r
+    }
+
+    #[test]
+    fn input_to_state_solves_integer_compares_in_every_encoding() {
+        // The input holds 0x11223344 little-endian; the compare wants 0x55667788.
+        let input = [b'x', 0x44, 0x33, 0x22, 0x11, b'y'];
+        let c = input_to_state(&input, &[int_record(0x1122_3344, 0x5566_7788, 4, 0)], 100);
+        assert!(c.contains(&vec![b'x', 0x88, 0x77, 0x66, 0x55, b'y']));
+        // Big-endian in the input.
+        let input = [0x11, 0x22, 0x33, 0x44];
+        let c = input_to_state(&input, &[int_record(0x1122_3344, 0x5566_7788, 4, 0)], 100);
+        assert!(c.contains(&vec![0x55, 0x66, 0x77, 0x88]));
+        // A 2-byte field compared as a 64-bit integer.
+        let input = [0x34, 0x12, 0, 9];
+        let c = input_to_state(&input, &[int_record(0x1234, 0x4321, 8, 0)], 100);
+        assert!(c.contains(&vec![0x21, 0x43, 0, 9]));
+        // Decimal text.
+        let c = input_to_state(b"len=123;", &[int_record(123, 4567, 8, 0)], 100);
+        assert!(c.contains(&b"len=4567;".to_vec()));
+    }
+
+    #[test]
+    fn input_to_state_solves_byte_string_compares() {
+        let input = b"HDR:abcdefghijklmnop:tail";
+        let c = input_to_state(input, &[bytes_record(b"abcdefghijklmnop", b"SIXTEEN-BYTE-KEY")], 100);
+        assert_eq!(c, vec![b"HDR:SIXTEEN-BYTE-KEY:tail".to_vec()]);
+    }
+
+    #[test]
+    fn input_to_state_is_bounded_and_deduplicated() {
+        let input = vec![0x42u8; 64];
+        let recs = vec![int_record(0x4242, 0x1111, 2, 0); 10];
+        let c = input_to_state(&input, &recs, 5);
+        assert_eq!(c.len(), 5);
+        let set: HashSet<_> = c.iter().collect();
+        assert_eq!(set.len(), 5);
     }
 
     #[test]

@@ -104,6 +104,10 @@ pub struct Config {
     pub ui: UiMode,
     /// Learn tokens and solve compares from the target's compare log.
     pub cmplog: bool,
+    /// Count partial progress on wide compares as coverage.
+    pub cmp_progress: bool,
+    /// Run the havoc stage (off only to test the other stages alone).
+    pub havoc: bool,
     /// Longest input to generate.
     pub max_len: usize,
     /// Random seed (`--seed`), for reproducible runs.

@@ -53,6 +53,8 @@ const CAL_CYCLES_LONG: usize = 40;
 const HAVOC_CYCLES: f64 = 256.0;
 /// Fewest havoc iterations per entry.
 const HAVOC_MIN: usize = 16;
+/// Input-to-state candidates tried per entry.
+const I2S_MAX: usize = 256;
 /// Inputs up to this size get the deterministic stage.
 const DET_MAX_LEN: usize = 1024;
 /// Default per-input timeout while nothing is calibrated yet.
@@ -254,6 +256,9 @@ impl Fuzzer {
         let init_timeout = Duration::from_secs(20).max(initial_timeout * 10);
         let mut target = cfg.target.clone();
         target.mem_limit_mb = cfg.mem_limit_mb;
+        if cfg.cmp_progress {
+            target.env.push((rfuzz::protocol::CMP_PROGRESS_ENV_VAR.into(), "1".into()));
+        }
         let afl_cfg = |persistent| AflConfig {
             persistent,
             input_file: dir.join(layout::CUR_INPUT),
@@ -882,8 +887,11 @@ impl Fuzzer {
         if det && !self.corpus.entries[idx].det_done && !self.stopping() {
             self.det_stage(idx)?;
         }
-        if !self.stopping() {
+        if !self.stopping() && self.cfg.havoc {
             self.havoc_stage(idx)?;
+        } else if !self.stopping() {
+            // Without havoc nothing else fills the batch: run what is pending.
+            self.flush()?;
         }
         let e = &mut self.corpus.entries[idx];
         e.was_fuzzed = true;
@@ -943,6 +951,13 @@ impl Fuzzer {
         self.execs += 1;
         for t in cmplog::tokens(&records) {
             self.auto_dict.add(&t);
+        }
+        self.stage = "input-to-state";
+        for candidate in cmplog::input_to_state(&data, &records, I2S_MAX) {
+            if self.stopping() {
+                break;
+            }
+            self.push_mutant(&candidate, Op::Mutant { src: idx, name: "i2s", rep: 0, other: None })?;
         }
         Ok(())
     }

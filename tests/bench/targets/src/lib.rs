@@ -40,3 +40,63 @@ pub fn length_field(data: &[u8]) {
 pub fn overflow(data: &[u8]) {
     std::hint::black_box(planted::overflow(data));
 }
+
+/// Parses JSON into a `serde_json::Value` (serde_json 1).
+pub fn json(data: &[u8]) {
+    let _ = std::hint::black_box(serde_json::from_slice::<serde_json::Value>(data));
+}
+
+/// Parses a regular expression into its AST and HIR (regex-syntax 0.8).
+pub fn regex(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data) {
+        if s.len() < 512 {
+            let _ = std::hint::black_box(regex_syntax::Parser::new().parse(s));
+        }
+    }
+}
+
+/// Parses an HTTP request and an HTTP response head (httparse 1).
+pub fn http(data: &[u8]) {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let _ = std::hint::black_box(httparse::Request::new(&mut headers).parse(data));
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let _ = std::hint::black_box(httparse::Response::new(&mut headers).parse(data));
+}
+
+/// Reads every XML event of a document (quick-xml 0.42).
+pub fn xml(data: &[u8]) {
+    let mut reader = quick_xml::Reader::from_reader(data);
+    let mut buf = Vec::new();
+    for _ in 0..10_000 {
+        match reader.read_event_into(&mut buf) {
+            Ok(quick_xml::events::Event::Eof) | Err(_) => break,
+            Ok(e) => {
+                std::hint::black_box(e);
+            }
+        }
+        buf.clear();
+    }
+}
+
+/// Reads every record of a CSV document (csv 1).
+pub fn csv(data: &[u8]) {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(data);
+    for record in reader.byte_records().take(10_000) {
+        if std::hint::black_box(record).is_err() {
+            break;
+        }
+    }
+}
+
+/// Decodes a PNG image, with memory limits (png 0.18).
+pub fn png(data: &[u8]) {
+    let mut decoder = png::Decoder::new_with_limits(std::io::Cursor::new(data), png::Limits { bytes: 1 << 20 });
+    decoder.set_ignore_text_chunk(false);
+    if let Ok(mut reader) = decoder.read_info() {
+        let size = reader.output_buffer_size().unwrap_or(0);
+        if size <= 1 << 20 {
+            let mut buf = vec![0; size];
+            let _ = std::hint::black_box(reader.next_frame(&mut buf));
+        }
+    }
+}
