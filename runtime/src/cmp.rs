@@ -328,22 +328,9 @@ mod tests {
 
     #[test]
     fn each_level_has_its_own_bucket() {
-        let buckets: Vec<u8> = LEVEL_VALUE[1..]
-            .iter()
-            .map(|&v| match v {
-                1 => 1,
-                2 => 2,
-                3 => 4,
-                4..=7 => 8,
-                8..=15 => 16,
-                16..=31 => 32,
-                32..=127 => 64,
-                _ => 128,
-            })
-            .collect();
-        let mut unique = buckets.clone();
-        unique.dedup();
-        assert_eq!(unique.len(), 8, "{buckets:?}");
+        let mut buckets: Vec<u8> = LEVEL_VALUE[1..].iter().map(|&v| crate::protocol::bucket(v)).collect();
+        buckets.dedup();
+        assert_eq!(buckets.len(), 8, "{buckets:?}");
     }
 
     #[test]

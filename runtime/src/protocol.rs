@@ -84,6 +84,34 @@ impl PathHasher {
     }
 }
 
+/// AFL's hit-count bucket of an 8-bit edge counter: 1, 2, 3, 4-7, 8-15,
+/// 16-31, 32-127 and 128+ hits each get one bit, so a change of bucket is new
+/// coverage and small variations are not.
+pub const fn bucket(count: u8) -> u8 {
+    match count {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 => 4,
+        4..=7 => 8,
+        8..=15 => 16,
+        16..=31 => 32,
+        32..=127 => 64,
+        128..=255 => 128,
+    }
+}
+
+/// [`bucket`] of every counter value.
+pub static BUCKETS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = bucket(i as u8);
+        i += 1;
+    }
+    t
+};
+
 /// Constants of the AFL++ 4.20+ forkserver protocol.
 pub mod afl {
     /// `"AFL\0"`: prefix of the version word.

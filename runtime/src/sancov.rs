@@ -146,26 +146,7 @@ pub fn copy_to_shared() {
     }
 }
 
-/// AFL hit-count bucket of each counter value.
-static BUCKETS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = match i {
-            0 => 0,
-            1 => 1,
-            2 => 2,
-            3 => 4,
-            4..=7 => 8,
-            8..=15 => 16,
-            16..=31 => 32,
-            32..=127 => 64,
-            _ => 128,
-        };
-        i += 1;
-    }
-    t
-};
+use crate::protocol::BUCKETS;
 
 #[inline(always)]
 fn bucket_word(w: u64) -> u64 {

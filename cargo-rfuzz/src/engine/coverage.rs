@@ -8,32 +8,8 @@
 //! here works a `u64` word at a time over the target's real map size, which
 //! is a multiple of 64 bytes, and skips zero words at once.
 
+pub use rfuzz::protocol::BUCKETS;
 use std::sync::OnceLock;
-
-const fn bucket(count: u8) -> u8 {
-    match count {
-        0 => 0,
-        1 => 1,
-        2 => 2,
-        3 => 4,
-        4..=7 => 8,
-        8..=15 => 16,
-        16..=31 => 32,
-        32..=127 => 64,
-        128..=255 => 128,
-    }
-}
-
-/// Bucket of each counter value.
-pub static BUCKETS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = bucket(i as u8);
-        i += 1;
-    }
-    t
-};
 
 /// Bucket of two counters at once (classifying a word takes four lookups).
 fn buckets16() -> &'static [u16] {

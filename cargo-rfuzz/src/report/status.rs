@@ -11,7 +11,8 @@ fn row(left: (&str, String), right: (&str, String)) -> String {
 /// coverage, stage and corpus. `now` is the unix time to measure ages from.
 pub fn render(s: &InstanceStats, now: u64, width: usize) -> String {
     let width = width.clamp(60, 100);
-    let title = format!(" cargo rfuzz {} :: {} ({}) ", s.afl_version, s.afl_banner, s.id);
+    let version = s.afl_version.trim_start_matches("rfuzz-");
+    let title = format!(" cargo rfuzz {version} :: {} ({}) ", s.afl_banner, s.id);
     let mut out = Vec::new();
     let rule = |name: &str| format!("-- {name} {}", "-".repeat(width.saturating_sub(name.len() + 4)));
     out.push(format!("{title:=^width$}"));

@@ -14,11 +14,10 @@ pub mod cpu;
 use crate::engine::config::UiMode;
 use crate::exit;
 use crate::report::dashboard;
+use crate::report::screen::Screen;
 use crate::sync::{layout, status};
 use anyhow::{Context, Result};
-use crossterm::{cursor, execute, queue, terminal};
 use std::ffi::OsString;
-use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -134,43 +133,6 @@ pub struct RunOutcome {
     pub code: i32,
 }
 
-struct Screen {
-    active: bool,
-}
-
-impl Screen {
-    fn new(mode: UiMode) -> Screen {
-        let active =
-            mode == UiMode::Screen && execute!(std::io::stdout(), terminal::EnterAlternateScreen, cursor::Hide).is_ok();
-        Screen { active }
-    }
-
-    fn draw(&self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = queue!(out, cursor::MoveTo(0, 0));
-        for line in text.lines() {
-            let _ = write!(out, "{line}");
-            let _ = queue!(out, terminal::Clear(terminal::ClearType::UntilNewLine));
-            let _ = write!(out, "\r\n");
-        }
-        let _ = queue!(out, terminal::Clear(terminal::ClearType::FromCursorDown));
-        let _ = out.flush();
-    }
-
-    fn leave(&mut self) {
-        if self.active {
-            let _ = execute!(std::io::stdout(), cursor::Show, terminal::LeaveAlternateScreen);
-            self.active = false;
-        }
-    }
-}
-
-impl Drop for Screen {
-    fn drop(&mut self) {
-        self.leave();
-    }
-}
-
 /// Runs the plan to the end.
 pub fn run(plan: Plan) -> Result<RunOutcome> {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
@@ -194,7 +156,7 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
             exit: None,
         });
     }
-    let mut screen = Screen::new(plan.ui);
+    let mut screen = Screen::new(plan.ui == UiMode::Screen);
     let mut notices: Vec<String> = Vec::new();
     let mut stopping_since: Option<Instant> = None;
     let mut interrupted = false;
@@ -203,7 +165,7 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
     let mut next_plain = Instant::now() + Duration::from_secs(5);
     let mut killed = false;
     let notice = |notices: &mut Vec<String>, screen: &Screen, text: String| {
-        if !screen.active {
+        if !screen.is_active() {
             eprintln!("{text}");
         }
         notices.push(text);
@@ -308,7 +270,7 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
                     }
                 }
                 let title = format!("{} :: {}", plan.title, crate::report::duration(start.elapsed().as_secs()));
-                if screen.active {
+                if screen.is_active() {
                     screen.draw(&dashboard::render(&st, &title, &notices));
                 } else if plan.ui != UiMode::Quiet && now >= next_plain {
                     next_plain = now + Duration::from_secs(10);
