@@ -11,6 +11,7 @@ mod init;
 mod list;
 mod repro;
 mod run;
+mod sync_remote;
 mod sync_status;
 
 use crate::exit;
@@ -51,6 +52,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Summarise a sync directory: instances alive or dead, execs, corpus, imports, crashes.
     SyncStatus(sync_status::SyncStatusArgs),
+    /// Share queue entries with instances on other hosts over ssh (every 30 minutes, or --once).
+    SyncRemote(sync_remote::SyncRemoteArgs),
     /// Run inputs (crash files) through a target once, with a backtrace.
     Repro(repro::ReproArgs),
     /// Print a GitHub Actions workflow that smoke-fuzzes every target in CI.
@@ -116,6 +119,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Repro(a) => repro::run(a),
         Command::Run(a) => run::run(*a),
         Command::SyncStatus(a) => sync_status::run(a),
+        Command::SyncRemote(a) => sync_remote::run(a),
         Command::CiWorkflow(a) => ci_workflow::run(a),
         Command::BenchExec(a) => bench::run(a),
         Command::BenchCompare(a) => bench_compare::run(a),
