@@ -12,6 +12,7 @@ use super::hosts::HostSpec;
 use anyhow::{Context, Result};
 use std::ffi::OsString;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
@@ -76,6 +77,10 @@ impl Ssh {
 
     fn base(&self, host: &HostSpec) -> Command {
         let mut c = Command::new(&self.program);
+        // Its own process group: a Ctrl-C or a SIGTERM to our group must not
+        // kill an `ssh -O exit` halfway (leaving the master running); we stop
+        // ssh ourselves when the stop flag is set.
+        c.process_group(0);
         // One connection per hosts-file line: two lines may reach one account
         // with different keys or options.
         let control_path = self.dir.path().join(format!("line{}", host.line));

@@ -176,6 +176,10 @@ impl<'a> Unpacker<'a> {
                 let _ = std::fs::remove_file(&file);
                 anyhow::bail!("the archive ends inside {path}");
             }
+            // Keep the finder's time (never a future one), as tar would.
+            let now = std::time::SystemTime::now();
+            let mtime = entry.header().mtime().ok().map(|t| std::time::UNIX_EPOCH + std::time::Duration::from_secs(t));
+            let _ = out.set_modified(mtime.filter(|t| *t <= now).unwrap_or(now));
             staged.push(Staged { dest: dest.id.clone(), id: entry_id, name: name.to_string(), file });
         }
         Ok(())
