@@ -323,6 +323,16 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../../README.md");
+        let section = &readme[readme.find("### Fuzzing on several machines").unwrap()..];
+        let block = section.split("```text\n").nth(1).unwrap().split("```").next().unwrap();
+        let hosts = parse(block).unwrap();
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[1].label(), "gpu1 (fuzz@10.0.0.7:2222)");
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
