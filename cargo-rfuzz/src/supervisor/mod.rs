@@ -264,6 +264,11 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
         .with_context(|| format!("failed to create sync directory {}", plan.sync_dir.display()))?;
     let crashes_before = status::scan(&plan.sync_dir).map(|s| s.totals.saved_crashes).unwrap_or(0);
     let start = Instant::now();
+    // Started first: should an instance fail to start, its Drop stops it.
+    let mut remote = match &plan.remote_sync {
+        Some(args) => Some(RemoteSync::start(&plan, args)?),
+        None => None,
+    };
     let mut instances = Vec::new();
     for p in &plan.instances {
         let child = spawn(&plan, p)?;
@@ -276,10 +281,6 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
             exit: None,
         });
     }
-    let mut remote = match &plan.remote_sync {
-        Some(args) => Some(RemoteSync::start(&plan, args)?),
-        None => None,
-    };
     let mut screen = Screen::new(plan.ui);
     let mut notices: Vec<String> = Vec::new();
     let mut stopping_since: Option<Instant> = None;

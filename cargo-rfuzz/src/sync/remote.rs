@@ -77,8 +77,6 @@ pub struct Settings {
 pub struct HostOutcome {
     /// How messages name it.
     pub label: String,
-    /// Its name (once known).
-    pub name: Option<String>,
     /// Why it could not be synced (one line, with the fix).
     pub error: Option<String>,
     /// Entries copied from it (or that would be, with --dry-run).
@@ -368,7 +366,6 @@ fn sync_all(s: &Settings, ssh: &Ssh, stop: &AtomicBool) -> Result<RoundOutcome> 
                 continue;
             }
         };
-        o.name = Some(inv.host.clone());
         if let Some(other) = names.get(&inv.host) {
             o.error = Some(format!(
                 "it is called `{}` like {other}: give it another name= in line {} of {} and run its instances with RFUZZ_HOST set to that name",
@@ -481,6 +478,16 @@ mod tests {
         old_file(&d.join("moved/queue/id:000000,orig:c"), b"c");
         std::os::unix::fs::symlink("/etc", d.join("linked")).unwrap();
         d
+    }
+
+    #[test]
+    fn the_remote_scripts_use_the_layout_names() {
+        for name in [layout::QUEUE, layout::FUZZER_SETUP, layout::REMOTE_ORIGIN] {
+            assert!(inventory::INVENTORY_SCRIPT.contains(&format!("/{name}")), "{name}");
+        }
+        assert!(inventory::INVENTORY_SCRIPT.contains(&format!("exit {}", ssh::NO_SYNC_DIR)));
+        assert!(PULL_SCRIPT.contains(&format!("exit {}", ssh::NO_SYNC_DIR)));
+        assert!(PUSH_SCRIPT.contains(&format!("exit {}", ssh::NO_SYNC_DIR)));
     }
 
     #[test]
