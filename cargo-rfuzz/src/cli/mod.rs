@@ -94,6 +94,27 @@ impl ProjectArgs {
     }
 }
 
+/// The existing sync directory a command works on: `-o DIR`, or the default
+/// one of fuzz target `target` (for sync-status and sync-remote).
+pub fn existing_sync_dir(output: Option<&Path>, target: Option<&str>, project: &ProjectArgs) -> Result<PathBuf> {
+    let dir = match (output, target) {
+        (Some(o), _) => o.to_path_buf(),
+        (None, Some(t)) => {
+            let p = project.load()?;
+            p.target(t)?;
+            p.sync_dir(t)
+        }
+        (None, None) => anyhow::bail!(UsageError("name a fuzz target or a sync directory (-o DIR)".into())),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(UsageError(format!(
+            "no sync directory at {}: start fuzzing with `cargo rfuzz run TARGET` first",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
 /// A mistake in how the command was invoked (exit code 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -75,21 +75,8 @@ fn summary(r: &RoundOutcome) -> String {
 
 /// Runs `cargo rfuzz sync-remote`.
 pub fn run(args: SyncRemoteArgs) -> Result<i32> {
-    let sync_dir = match (&args.output, &args.target) {
-        (Some(o), _) => super::absolute(o)?,
-        (None, Some(t)) => {
-            let p = args.project.load()?;
-            p.target(t)?;
-            p.sync_dir(t)
-        }
-        (None, None) => anyhow::bail!(UsageError("name a fuzz target or a sync directory (-o DIR)".into())),
-    };
-    if !sync_dir.is_dir() {
-        anyhow::bail!(UsageError(format!(
-            "no sync directory at {}: start fuzzing with `cargo rfuzz run TARGET` first, or create it",
-            sync_dir.display()
-        )));
-    }
+    let dir = super::existing_sync_dir(args.output.as_deref(), args.target.as_deref(), &args.project)?;
+    let sync_dir = super::absolute(&dir)?;
     let hosts = hosts::load(&args.hosts).map_err(UsageError)?;
     let settings = Settings {
         sync_dir,
