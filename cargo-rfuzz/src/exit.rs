@@ -12,5 +12,8 @@ pub const BUILD_FAILED: i32 = 3;
 /// The target cannot be fuzzed: it crashes or hangs at start-up or on every
 /// seed, never runs its harness, or lacks instrumentation or a forkserver.
 pub const TARGET_UNUSABLE: i32 = 4;
+/// `sync-remote`: at least one host could not be synced (each is named, with
+/// the fix, on stderr); the others were.
+pub const REMOTE_SYNC_FAILED: i32 = 5;
 /// Stopped by SIGINT/SIGTERM before a bounded run finished, no crash saved.
 pub const INTERRUPTED: i32 = 130;

@@ -4,6 +4,7 @@
 //! of our engine.
 
 pub mod afl_driver;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -11,6 +11,7 @@ mod init;
 mod list;
 mod repro;
 mod run;
+mod sync_remote;
 mod sync_status;
 
 use crate::exit;
@@ -51,6 +52,8 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Summarise a sync directory: instances alive or dead, execs, corpus, imports, crashes.
     SyncStatus(sync_status::SyncStatusArgs),
+    /// Share queue entries with instances on other hosts over ssh (every 30 minutes, or --once).
+    SyncRemote(sync_remote::SyncRemoteArgs),
     /// Run inputs (crash files) through a target once, with a backtrace.
     Repro(repro::ReproArgs),
     /// Print a GitHub Actions workflow that smoke-fuzzes every target in CI.
@@ -91,6 +94,27 @@ impl ProjectArgs {
     }
 }
 
+/// The existing sync directory a command works on: `-o DIR`, or the default
+/// one of fuzz target `target` (for sync-status and sync-remote).
+pub fn existing_sync_dir(output: Option<&Path>, target: Option<&str>, project: &ProjectArgs) -> Result<PathBuf> {
+    let dir = match (output, target) {
+        (Some(o), _) => o.to_path_buf(),
+        (None, Some(t)) => {
+            let p = project.load()?;
+            p.target(t)?;
+            p.sync_dir(t)
+        }
+        (None, None) => anyhow::bail!(UsageError("name a fuzz target or a sync directory (-o DIR)".into())),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(UsageError(format!(
+            "no sync directory at {}: start fuzzing with `cargo rfuzz run TARGET` first",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
 /// A mistake in how the command was invoked (exit code 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -116,6 +140,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Repro(a) => repro::run(a),
         Command::Run(a) => run::run(*a),
         Command::SyncStatus(a) => sync_status::run(a),
+        Command::SyncRemote(a) => sync_remote::run(a),
         Command::CiWorkflow(a) => ci_workflow::run(a),
         Command::BenchExec(a) => bench::run(a),
         Command::BenchCompare(a) => bench_compare::run(a),

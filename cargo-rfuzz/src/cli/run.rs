@@ -69,6 +69,13 @@ pub struct RunArgs {
     /// Base random seed (instance k uses seed + k).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Also share entries with other hosts over ssh, in the background: a
+    /// `sync-remote` hosts file.
+    #[arg(long, value_name = "FILE")]
+    pub remote_sync: Option<PathBuf>,
+    /// Time between two remote syncs (default 30m).
+    #[arg(long, value_name = "DURATION", requires = "remote_sync", value_parser = crate::sync::remote::hosts::parse_duration)]
+    pub remote_every: Option<Duration>,
     /// Extra target arguments for one instance: `ID=ARGS` (whitespace-split).
     #[arg(long = "instance-args", value_name = "ID=ARGS")]
     pub instance_args: Vec<String>,
@@ -164,6 +171,23 @@ pub fn run(args: RunArgs) -> Result<i32> {
     {
         anyhow::bail!(UsageError(format!("seed directory {} does not exist", i.display())));
     }
+    let remote_sync = match &args.remote_sync {
+        Some(file) => {
+            crate::sync::remote::hosts::load(file).map_err(UsageError)?;
+            let every = args.remote_every.unwrap_or(crate::sync::remote::DEFAULT_PERIOD);
+            let a: Vec<OsString> = vec![
+                "sync-remote".into(),
+                "--hosts".into(),
+                super::absolute(file)?.into(),
+                "-o".into(),
+                sync_dir.clone().into(),
+                "--every".into(),
+                format!("{}s", every.as_secs()).into(),
+            ];
+            Some(a)
+        }
+        None => None,
+    };
     let cpus = if args.no_pin { vec![None; jobs] } else { cpu::assign(jobs) };
     let ntargets = names.len();
     let mut instances = Vec::new();
@@ -248,6 +272,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         exit_on_crash: args.exit_on_crash,
         ui,
         repro,
+        remote_sync,
     };
     Ok(supervisor::run(plan)?.code)
 }

@@ -1,7 +1,7 @@
 //! `cargo rfuzz sync-status`: a summary of a sync directory, like
 //! afl-whatsup, for our instances and AFL++'s.
 
-use super::{ProjectArgs, UsageError};
+use super::ProjectArgs;
 use crate::report::dashboard;
 use crate::sync::status;
 use anyhow::Result;
@@ -30,21 +30,7 @@ pub struct SyncStatusArgs {
 
 /// Runs `cargo rfuzz sync-status`.
 pub fn run(args: SyncStatusArgs) -> Result<i32> {
-    let dir = match (&args.output, &args.target) {
-        (Some(o), _) => o.clone(),
-        (None, Some(t)) => {
-            let p = args.project.load()?;
-            p.target(t)?;
-            p.sync_dir(t)
-        }
-        (None, None) => anyhow::bail!(UsageError("name a fuzz target or a sync directory (-o DIR)".into())),
-    };
-    if !dir.is_dir() {
-        anyhow::bail!(UsageError(format!(
-            "no sync directory at {}: start fuzzing with `cargo rfuzz run TARGET` first",
-            dir.display()
-        )));
-    }
+    let dir = super::existing_sync_dir(args.output.as_deref(), args.target.as_deref(), &args.project)?;
     let title = |st: &status::SyncStatus| format!("sync dir {} on {}", st.sync_dir.display(), st.host);
     if args.json {
         let st = status::scan(&dir)?;

@@ -161,10 +161,6 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn hostname() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_string())
-}
-
 fn fnv_hex(data: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in data {
@@ -367,7 +363,7 @@ impl Fuzzer {
         let setup = format!(
             "# cargo rfuzz {}\nhost: {}\ninstance: {}\nrole: {}\npid: {}\n# environment variables:\n{}# command line:\n{}\n",
             env!("CARGO_PKG_VERSION"),
-            hostname(),
+            crate::sync::status::local_host(),
             self.cfg.id,
             if self.cfg.role == Role::Main { "main" } else { "secondary" },
             std::process::id(),
@@ -1222,7 +1218,7 @@ impl Fuzzer {
             afl_banner: self.cfg.banner.clone(),
             afl_version: format!("rfuzz-{}", env!("CARGO_PKG_VERSION")),
             target_mode: self.exec.describe(),
-            host: hostname(),
+            host: crate::sync::status::local_host(),
             stage: self.stage.to_string(),
             command_line: self.cfg.command_line.clone(),
         }

@@ -35,10 +35,12 @@ pub fn render(status: &SyncStatus, title: &str, notices: &[String]) -> String {
         target.truncate(14);
         let mut host = s.host.clone();
         host.truncate(12);
+        // Whether an instance on another host runs cannot be seen from here
+        // (a copy made by sync-remote carries only its queue).
         let state = match (i.alive, i.remote) {
-            (true, true) => "remote",
+            (_, true) => "remote",
             (true, false) => "alive",
-            (false, _) => "dead",
+            (false, false) => "dead",
         };
         out.push_str(&format!(
             "{:<10} {:<14} {}{:<5} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}\n",
@@ -155,6 +157,17 @@ mod tests {
     fn dashboard_snapshot() {
         let notices = vec!["s01 died (killed by SIGKILL); restarting".to_string()];
         insta::assert_snapshot!(render(&sample(), "cargo rfuzz run :: parse_json -j 2 :: 1m 05s", &notices));
+    }
+
+    #[test]
+    fn dashboard_with_a_copy_from_another_host_snapshot() {
+        let mut st = sample();
+        let mut copy = inst("hostA-a1", false, 0.0, 0, 0);
+        copy.remote = true;
+        copy.stats = InstanceStats { id: "hostA-a1".into(), host: "hostA".into(), ..Default::default() };
+        copy.queue_files = 57;
+        st.instances.push(copy);
+        insta::assert_snapshot!(render(&st, "sync dir fuzz/sync/parse_json on box", &[]));
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! from its queue); one that fails at start-up stops the run with its error.
 //! Ctrl-C sends SIGTERM to every instance group, waits for a grace period,
 //! then SIGKILLs; a second Ctrl-C kills at once.
+//!
+//! With `--remote-sync`, a `cargo-rfuzz sync-remote` child (its own process
+//! group too, output in the sync dir's `.rfuzz-sync-remote.log`) shares
+//! entries with other hosts; its round summaries and errors become notices,
+//! and it is stopped with the instances, or when the last of them exits.
 
 pub mod cpu;
 
@@ -68,6 +73,9 @@ pub struct Plan {
     pub title: String,
     /// Reproduce command per target, with `{}` for the file.
     pub repro: Vec<(String, String)>,
+    /// Arguments after `cargo-rfuzz rfuzz` of a `sync-remote` to run beside
+    /// the instances.
+    pub remote_sync: Option<Vec<OsString>>,
 }
 
 struct Instance {
@@ -126,6 +134,80 @@ fn signal_group(child: &Child, sig: libc::c_int) {
     unsafe { libc::kill(-(child.id() as libc::pid_t), sig) };
 }
 
+/// The background `sync-remote`, with its log.
+struct RemoteSync {
+    child: Option<Child>,
+    log: PathBuf,
+    /// How much of the log has been shown.
+    shown: u64,
+}
+
+impl RemoteSync {
+    fn start(plan: &Plan, args: &[OsString]) -> Result<RemoteSync> {
+        let log = plan.sync_dir.join(layout::REMOTE_LOG);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("failed to open {}", log.display()))?;
+        let shown = out.metadata().map(|m| m.len()).unwrap_or(0);
+        let err = out.try_clone().with_context(|| format!("failed to open {}", log.display()))?;
+        let exe = std::env::current_exe().context("failed to locate the cargo-rfuzz executable")?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("rfuzz").args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        // Its own group, like the instances: it and its ssh clients stop together.
+        cmd.process_group(0);
+        let child = cmd.spawn().context("failed to start the remote sync")?;
+        Ok(RemoteSync { child: Some(child), log, shown })
+    }
+
+    /// Round summaries, errors and warnings written since the last call.
+    fn new_lines(&mut self) -> Vec<String> {
+        use std::io::{Read, Seek};
+        let Ok(mut f) = std::fs::File::open(&self.log) else { return Vec::new() };
+        if f.seek(std::io::SeekFrom::Start(self.shown)).is_err() {
+            return Vec::new();
+        }
+        let mut text = String::new();
+        let _ = f.take(1 << 16).read_to_string(&mut text);
+        // Only whole lines.
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        self.shown += whole as u64;
+        text[..whole]
+            .lines()
+            .filter(|l| l.starts_with("remote sync:") || l.starts_with("error:") || l.starts_with("warning:"))
+            .map(|l| if l.starts_with("remote sync:") { l.to_string() } else { format!("remote sync: {l}") })
+            .collect()
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            signal_group(c, sig);
+        }
+    }
+
+    /// Stops it (SIGTERM, then SIGKILL after a few seconds) and reaps it.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        signal_group(&child, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal_group(&child, libc::SIGKILL);
+        let _ = child.wait();
+    }
+}
+
+impl Drop for RemoteSync {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Default)]
 pub struct RunOutcome {
@@ -144,6 +226,11 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
         .with_context(|| format!("failed to create sync directory {}", plan.sync_dir.display()))?;
     let crashes_before = status::scan(&plan.sync_dir).map(|s| s.totals.saved_crashes).unwrap_or(0);
     let start = Instant::now();
+    // Started first: should an instance fail to start, its Drop stops it.
+    let mut remote = match &plan.remote_sync {
+        Some(args) => Some(RemoteSync::start(&plan, args)?),
+        None => None,
+    };
     let mut instances = Vec::new();
     for p in &plan.instances {
         let child = spawn(&plan, p)?;
@@ -183,22 +270,14 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
         let over_time = plan.max_total_time.is_some_and(|t| start.elapsed() > t + Duration::from_secs(30));
         if (requests > 0 || over_time) && stopping_since.is_none() {
             stopping_since = Some(Instant::now());
-            for i in &instances {
-                if let Some(c) = &i.child {
-                    signal_group(c, libc::SIGTERM);
-                }
-            }
+            signal_all(&instances, &remote, libc::SIGTERM);
         }
         if let Some(since) = stopping_since
             && !killed
             && (requests > 1 || since.elapsed() > GRACE)
         {
             killed = true;
-            for i in &instances {
-                if let Some(c) = &i.child {
-                    signal_group(c, libc::SIGKILL);
-                }
-            }
+            signal_all(&instances, &remote, libc::SIGKILL);
         }
         // Reap and restart.
         for inst in &mut instances {
@@ -245,14 +324,22 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
         }
         if fatal.is_some() && stopping_since.is_none() {
             stopping_since = Some(Instant::now());
-            for i in &instances {
-                if let Some(c) = &i.child {
-                    signal_group(c, libc::SIGTERM);
-                }
+            signal_all(&instances, &remote, libc::SIGTERM);
+        }
+        if let Some(r) = &mut remote
+            && let Some(child) = &mut r.child
+            && let Some(status) = child.try_wait()?
+        {
+            r.child = None;
+            if stopping_since.is_none() {
+                let how = crate::engine::executor::process::describe_status(status);
+                notice(&mut notices, &screen, format!("rfuzz: the remote sync {how}; see {}", r.log.display()));
             }
         }
-        // Targets of killed instances are re-parented to us: reap them.
-        let live: Vec<i32> = instances.iter().filter_map(|i| i.child.as_ref().map(|c| c.id() as i32)).collect();
+        // Targets of killed instances (and ssh's backgrounded connections)
+        // are re-parented to us: reap them.
+        let mut live: Vec<i32> = instances.iter().filter_map(|i| i.child.as_ref().map(|c| c.id() as i32)).collect();
+        live.extend(remote.as_ref().and_then(|r| r.child.as_ref()).map(|c| c.id() as i32));
         crate::engine::executor::process::reap_orphans(&live);
         if instances.iter().all(|i| i.child.is_none()) {
             break;
@@ -263,11 +350,10 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
             if let Ok(st) = status::scan(&plan.sync_dir) {
                 if plan.exit_on_crash && st.totals.saved_crashes > crashes_before && stopping_since.is_none() {
                     stopping_since = Some(Instant::now());
-                    for i in &instances {
-                        if let Some(c) = &i.child {
-                            signal_group(c, libc::SIGTERM);
-                        }
-                    }
+                    signal_all(&instances, &remote, libc::SIGTERM);
+                }
+                for line in remote.as_mut().map(RemoteSync::new_lines).unwrap_or_default() {
+                    notice(&mut notices, &screen, line);
                 }
                 let title = format!("{} :: {}", plan.title, crate::report::duration(start.elapsed().as_secs()));
                 if screen.is_active() {
@@ -280,6 +366,14 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
         }
     }
     screen.leave();
+    if let Some(r) = &mut remote {
+        r.stop();
+        if plan.ui != UiMode::Quiet {
+            for line in r.new_lines() {
+                eprintln!("{line}");
+            }
+        }
+    }
     let st = status::scan(&plan.sync_dir)?;
     if plan.ui != UiMode::Quiet {
         eprint!("{}", dashboard::render(&st, &format!("{} :: finished", plan.title), &[]));
@@ -297,6 +391,17 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
         exit::SUCCESS
     };
     Ok(RunOutcome { code })
+}
+
+fn signal_all(instances: &[Instance], remote: &Option<RemoteSync>, sig: libc::c_int) {
+    for i in instances {
+        if let Some(c) = &i.child {
+            signal_group(c, sig);
+        }
+    }
+    if let Some(r) = remote {
+        r.signal(sig);
+    }
 }
 
 /// Prints every crash file with its reproduce command; returns the count.

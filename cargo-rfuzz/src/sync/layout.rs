@@ -9,6 +9,9 @@
 //! sync_dir/<id>/fuzzer_stats       "key : value" lines (tmp + rename)
 //! sync_dir/<id>/plot_data, fuzzer_setup, cmdline, target_hash, is_main_node
 //! sync_dir/<id>/.rfuzz.lock        flock'ed by the live instance, holds its pid
+//! sync_dir/<id>/.rfuzz-remote      a copy made by `sync-remote`: the host it came from
+//! sync_dir/.rfuzz-remote-XXXXXX/   `sync-remote`'s staging area while it unpacks
+//! sync_dir/.rfuzz-sync-remote.log  output of the remote sync that `run --remote-sync` starts
 //! ```
 //!
 //! This module is the single place that knows these names; the engine, the
@@ -47,6 +50,18 @@ pub const LOCK: &str = ".rfuzz.lock";
 pub const CUR_INPUT: &str = ".cur_input";
 /// `README.txt` in crashes/ and hangs/.
 pub const README: &str = "README.txt";
+/// In an instance directory that `sync-remote` copied from another host (only
+/// its `queue/` travels): the name of the host it runs on. Such a copy is
+/// never exported again, and `sync-status` shows it as remote.
+pub const REMOTE_ORIGIN: &str = ".rfuzz-remote";
+/// Prefix of the staging directory `sync-remote` unpacks into before it links
+/// entries into place (hidden: instances and `sync-status` skip it).
+pub const REMOTE_STAGING_PREFIX: &str = ".rfuzz-remote-";
+/// Log of the remote sync that `run --remote-sync` runs beside the instances.
+pub const REMOTE_LOG: &str = ".rfuzz-sync-remote.log";
+/// Environment variable naming this machine in the `host:` markers (default:
+/// its host name), for machines whose host names are not unique.
+pub const HOST_ENV: &str = "RFUZZ_HOST";
 
 /// Checks an instance id: it names a directory and appears in file names.
 pub fn validate_instance_id(id: &str) -> std::result::Result<(), String> {
@@ -167,6 +182,27 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         dir.join(format!(".tmp.{}.{}", std::process::id(), path.file_name().unwrap_or_default().to_string_lossy()));
     std::fs::write(&tmp, data).with_context(|| format!("failed to write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("failed to rename {} to {}", tmp.display(), path.display()))
+}
+
+/// The host named by the `host:` line of a `fuzzer_setup` file's text (AFL++
+/// writes none; ours always does).
+pub fn setup_host(setup: &str) -> Option<String> {
+    setup.lines().find_map(|l| l.strip_prefix("host:")).map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
+}
+
+/// The origin host of an instance directory that `sync-remote` copied here
+/// ([`REMOTE_ORIGIN`]), read without following a symlink.
+pub fn remote_origin(instance_dir: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(instance_dir.join(REMOTE_ORIGIN))
+        .ok()?;
+    let mut text = String::new();
+    f.take(256).read_to_string(&mut text).ok()?;
+    text.lines().next().map(|l| l.trim().to_string()).filter(|l| !l.is_empty())
 }
 
 /// Reads a `key : value` stats file (fuzzer_stats).

@@ -1,6 +1,7 @@
-//! The sync directory: its on-disk layout and the exchange of queue entries
-//! between instances.
+//! The sync directory: its on-disk layout, the exchange of queue entries
+//! between instances, and between hosts (`remote`).
 
 pub mod import;
 pub mod layout;
+pub mod remote;
 pub mod status;

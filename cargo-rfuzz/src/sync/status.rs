@@ -88,18 +88,26 @@ fn pid_alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// This machine's host name.
+/// This machine's name as instances record it in their `host:` marker:
+/// `RFUZZ_HOST` when set, the host name otherwise.
 pub fn local_host() -> String {
+    if let Some(h) = std::env::var(layout::HOST_ENV).ok().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()) {
+        return h;
+    }
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Host an instance runs on, from its `fuzzer_setup` (`host:` line) or stats.
+/// Host an instance runs on: for a copy made by `sync-remote`, the host it
+/// came from; otherwise from its stats or the `host:` line of `fuzzer_setup`.
 pub fn instance_host(dir: &Path, stats: &InstanceStats) -> Option<String> {
+    if let Some(origin) = layout::remote_origin(dir) {
+        return Some(origin);
+    }
     if !stats.host.is_empty() {
         return Some(stats.host.clone());
     }
     let setup = std::fs::read_to_string(dir.join(layout::FUZZER_SETUP)).ok()?;
-    setup.lines().find_map(|l| l.strip_prefix("host:").map(|h| h.trim().to_string()))
+    layout::setup_host(&setup)
 }
 
 /// Scans a sync directory.
@@ -220,5 +228,24 @@ mod tests {
         assert_eq!(st.totals.alive, 2);
         assert_eq!(st.totals.execs_done, 27);
         assert_eq!(st.totals.saved_crashes, 1);
+    }
+
+    #[test]
+    fn copies_from_other_hosts_show_as_remote_with_their_host() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sync = tmp.path();
+        std::fs::create_dir_all(sync.join("hostA-a1/queue")).unwrap();
+        std::fs::write(sync.join("hostA-a1/.rfuzz-remote"), "hostA\n").unwrap();
+        std::fs::write(sync.join("hostA-a1/queue/id:000000,orig:a"), "x").unwrap();
+        // A directory moved from elsewhere whole, with its setup file.
+        std::fs::create_dir_all(sync.join("moved/queue")).unwrap();
+        std::fs::write(sync.join("moved/fuzzer_setup"), "host: far-away-host\n").unwrap();
+        let st = scan(sync).unwrap();
+        let by = |id: &str| st.instances.iter().find(|i| i.stats.id == id).unwrap();
+        let copy = by("hostA-a1");
+        assert!(copy.remote && !copy.alive);
+        assert_eq!((copy.stats.host.as_str(), copy.queue_files), ("hostA", 1));
+        assert!(by("moved").remote);
+        assert_eq!(by("moved").stats.host, "far-away-host");
     }
 }

@@ -221,6 +221,20 @@ impl DirectExecutor {
                 ReadOutcome::Done => {
                     let (tag, value) = split(&msg);
                     match tag {
+                        direct::MSG_DONE if killed_at.is_some() => {
+                            // The child finished just before our kill hit it:
+                            // the run is complete, and the forkserver's report
+                            // of the killed child follows. Consume it now, or
+                            // the next command would take it for a crash.
+                            let mut died = [0u8; 8];
+                            if self.fs.read_timeout(&mut died, self.init_timeout)? != ReadOutcome::Done
+                                || split(&died).0 != direct::MSG_DIED
+                            {
+                                bail!(TargetError("the forkserver did not report a killed child".into()));
+                            }
+                            self.child = None;
+                            return Ok(Reply::Done(value as usize));
+                        }
                         direct::MSG_DONE => return Ok(Reply::Done(value as usize)),
                         direct::MSG_DIED => {
                             self.child = None;
