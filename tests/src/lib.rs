@@ -119,3 +119,23 @@ pub fn guard_count(binary: &Path) -> u32 {
         .find_map(|l| l.strip_prefix("guards: ").map(|n| n.trim().parse().unwrap()))
         .expect("guards line")
 }
+
+/// afl-fuzz from `cargo install cargo-afl && cargo afl config --build`, or
+/// `AFL_FUZZ`.
+pub fn afl_fuzz() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("AFL_FUZZ") {
+        return Some(PathBuf::from(p));
+    }
+    let root = Path::new(&std::env::var_os("HOME")?).join(".local/share/afl.rs");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
+        .ok()?
+        .flatten()
+        .filter_map(|e| std::fs::read_dir(e.path()).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("afl/bin/afl-fuzz"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}

@@ -186,26 +186,6 @@ fn a_build_failure_shows_cargos_error() {
     assert!(stderr.contains("failed to build fuzz target"));
 }
 
-/// afl-fuzz from `cargo install cargo-afl && cargo afl config --build`, or
-/// `AFL_FUZZ`.
-fn afl_fuzz() -> Option<std::path::PathBuf> {
-    if let Some(p) = std::env::var_os("AFL_FUZZ") {
-        return Some(p.into());
-    }
-    let root = std::path::Path::new(&std::env::var_os("HOME")?).join(".local/share/afl.rs");
-    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(root)
-        .ok()?
-        .flatten()
-        .filter_map(|e| std::fs::read_dir(e.path()).ok())
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("afl/bin/afl-fuzz"))
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
 #[test]
 #[ignore = "needs AFL++ (cargo install cargo-afl && cargo afl config --build)"]
 fn afl_fuzz_drives_our_binary_in_persistent_shared_memory_mode() {

@@ -210,27 +210,6 @@ fn zero_jobs_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
 }
 
-/// afl-fuzz from `cargo install cargo-afl && cargo afl config --build`, or
-/// `AFL_FUZZ`.
-fn afl_fuzz() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("AFL_FUZZ") {
-        return Some(PathBuf::from(p));
-    }
-    let home = std::env::var_os("HOME")?;
-    let root = Path::new(&home).join(".local/share/afl.rs");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&root)
-        .ok()?
-        .flatten()
-        .filter_map(|e| std::fs::read_dir(e.path()).ok())
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("afl/bin/afl-fuzz"))
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
 #[test]
 #[ignore = "needs AFL++ (cargo install cargo-afl && cargo afl config --build)"]
 fn afl_plus_plus_instances_share_our_sync_dir() {

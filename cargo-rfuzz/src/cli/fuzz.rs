@@ -1,6 +1,7 @@
 //! `cargo rfuzz fuzz`: one fuzzing instance, with afl-fuzz's flags.
 
 use super::build::{BuildFlags, build_targets};
+use super::common::FuzzingFlags;
 use super::{ProjectArgs, UsageError};
 use crate::engine::config::{Config, ExecutorChoice, Flavor, Role, UiMode};
 use crate::engine::executor::TargetCommand;
@@ -18,54 +19,18 @@ use std::time::Duration;
 pub struct FuzzArgs {
     /// Fuzz target to run (built if needed).
     pub target: Option<String>,
-    /// Sync directory holding this instance's output (default:
-    /// fuzz/sync/<target>/).
-    #[arg(short = 'o', long = "output", value_name = "SYNC_DIR")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: FuzzingFlags,
     /// Run as the main instance with this id (default: -M main).
     #[arg(short = 'M', long = "main", value_name = "ID", conflicts_with = "secondary")]
     pub main: Option<String>,
     /// Run as a secondary instance with this id.
     #[arg(short = 'S', long = "secondary", value_name = "ID")]
     pub secondary: Option<String>,
-    /// Run the deterministic stage on each new entry.
-    #[arg(short = 'D', long)]
-    pub deterministic: bool,
-    /// Seed corpus directory (default: fuzz/corpus/<target>/ if present).
-    #[arg(short = 'i', long = "input", value_name = "DIR")]
-    pub input: Option<PathBuf>,
-    /// Dictionary file (AFL format) or directory of tokens; repeatable.
-    #[arg(short = 'x', long = "dict", value_name = "DICT")]
-    pub dict: Vec<PathBuf>,
-    /// Per-input timeout in milliseconds (default: calibrated, 20-1000).
-    #[arg(short = 't', long = "timeout", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: Option<u64>,
-    /// Memory limit of the target in MiB (default: none).
-    #[arg(short = 'm', long = "memory", value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
-    pub memory: Option<u64>,
-    /// Stop after this many seconds; exit 1 if crashes were saved.
-    #[arg(long, value_name = "S")]
-    pub max_total_time: Option<u64>,
-    /// Stop at the first crash saved.
-    #[arg(long)]
-    pub exit_on_crash: bool,
-    /// Plain progress lines instead of the status screen.
-    #[arg(long)]
-    pub no_ui: bool,
     /// Fuzz this prebuilt instrumented binary (ours or AFL++'s) instead of
     /// building TARGET.
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
-    /// Longest input to generate, in bytes.
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]
-    pub max_len: u64,
-    /// Random seed, for reproducible runs.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Do not learn from the target's compare log (input-to-state solving,
-    /// tokens).
-    #[arg(long)]
-    pub no_cmplog: bool,
     /// Count partial progress on compares against 4- and 8-byte constants
     /// and byte strings (more equal bytes) as coverage: finds magic values
     /// that compare logging cannot see, at some cost in speed.
@@ -171,26 +136,26 @@ impl FuzzArgs {
             (None, None) => ("main".to_string(), Role::Main),
         };
         crate::sync::layout::validate_instance_id(&id).map_err(UsageError)?;
-        let sync_dir = match (&self.output, &resolved.default_sync_dir) {
+        let sync_dir = match (&self.flags.output, &resolved.default_sync_dir) {
             (Some(o), _) => super::absolute(o)?,
             (None, Some(d)) => d.clone(),
             (None, None) => anyhow::bail!(UsageError("with --binary, name the sync directory with -o DIR".into())),
         };
-        let seeds = match &self.input {
+        let seeds = match &self.flags.input {
             Some(i) if !i.exists() => {
                 anyhow::bail!(UsageError(format!("seed directory {} does not exist", i.display())))
             }
             Some(i) => Some(super::absolute(i)?),
             None => resolved.default_seeds.clone(),
         };
-        for d in &self.dict {
+        for d in &self.flags.dict {
             if !d.exists() {
                 anyhow::bail!(UsageError(format!("dictionary {} does not exist", d.display())));
             }
         }
         let ui = if self.quiet {
             UiMode::Quiet
-        } else if self.no_ui || !std::io::stdout().is_terminal() {
+        } else if self.flags.no_ui || !std::io::stdout().is_terminal() {
             UiMode::Plain
         } else {
             UiMode::Screen
@@ -200,28 +165,28 @@ impl FuzzArgs {
             sync_dir,
             id,
             role,
-            deterministic: self.deterministic,
+            deterministic: self.flags.deterministic,
             seeds,
             seed_shard: self.seed_shard,
-            dicts: self.dict.clone(),
-            timeout: self.timeout.map(Duration::from_millis),
-            mem_limit_mb: self.memory,
-            max_total_time: self.max_total_time.map(Duration::from_secs),
-            exit_on_crash: self.exit_on_crash,
+            dicts: self.flags.dict.clone(),
+            timeout: self.flags.timeout.map(Duration::from_millis),
+            mem_limit_mb: self.flags.memory,
+            max_total_time: self.flags.max_total_time.map(Duration::from_secs),
+            exit_on_crash: self.flags.exit_on_crash,
             target: TargetCommand {
                 binary: resolved.binary.clone(),
                 args: self.target_args.clone(),
                 env: Vec::new(),
-                mem_limit_mb: self.memory,
+                mem_limit_mb: self.flags.memory,
                 show_output: self.show_output,
             },
             banner: resolved.name.clone(),
             ui,
-            cmplog: !self.no_cmplog,
+            cmplog: !self.flags.no_cmplog,
             cmp_progress: self.cmp_progress,
             havoc: !self.no_havoc,
-            max_len: self.max_len as usize,
-            rng_seed: self.seed,
+            max_len: self.flags.max_len.unwrap_or(1 << 20) as usize,
+            rng_seed: self.flags.seed,
             sync: !self.no_sync,
             flavor: Flavor::for_instance(self.flavor),
             executor: if self.afl_protocol { ExecutorChoice::Afl } else { ExecutorChoice::Auto },

@@ -6,6 +6,7 @@ mod bench;
 mod bench_compare;
 pub mod build;
 mod ci_workflow;
+pub mod common;
 pub mod fuzz;
 mod init;
 mod list;

@@ -1,6 +1,7 @@
 //! `cargo rfuzz run TARGET... -j N`: N synced instances and one dashboard.
 
 use super::build::{BuildFlags, build_targets};
+use super::common::FuzzingFlags;
 use super::{ProjectArgs, UsageError};
 use crate::engine::config::UiMode;
 use crate::engine::fuzzer::shell_quote;
@@ -25,50 +26,15 @@ pub struct RunArgs {
     /// Instances to run (default: one per core).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
-    /// Sync directory (default: fuzz/sync/<target>/).
-    #[arg(short = 'o', long = "output", value_name = "SYNC_DIR")]
-    pub output: Option<PathBuf>,
-    /// Run the deterministic stage on the main instance.
-    #[arg(short = 'D', long)]
-    pub deterministic: bool,
-    /// Seed corpus directory (default: fuzz/corpus/<target>/ if present).
-    /// With several instances the seeds are dealt out among them.
-    #[arg(short = 'i', long = "input", value_name = "DIR")]
-    pub input: Option<PathBuf>,
-    /// Dictionary (AFL format) or directory of tokens; repeatable.
-    #[arg(short = 'x', long = "dict", value_name = "DICT")]
-    pub dict: Vec<PathBuf>,
-    /// Per-input timeout in milliseconds (default: calibrated).
-    #[arg(short = 't', long = "timeout", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: Option<u64>,
-    /// Memory limit of the target in MiB.
-    #[arg(short = 'm', long = "memory", value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
-    pub memory: Option<u64>,
-    /// Stop after this many seconds; exit 1 if any instance saved a crash.
-    #[arg(long, value_name = "S")]
-    pub max_total_time: Option<u64>,
-    /// Stop every instance at the first crash.
-    #[arg(long)]
-    pub exit_on_crash: bool,
-    /// Plain progress lines instead of the dashboard.
-    #[arg(long)]
-    pub no_ui: bool,
+    #[command(flatten)]
+    pub flags: FuzzingFlags,
     /// Do not pin instances to cores.
     #[arg(long)]
     pub no_pin: bool,
-    /// Do not learn from the target's compare log.
-    #[arg(long)]
-    pub no_cmplog: bool,
     /// Which instances count partial progress on wide compares as coverage:
     /// `auto` (one in four secondaries: s03, s07, ...), `all` or `none`.
     #[arg(long, value_enum, default_value_t = CmpProgress::Auto)]
     pub cmp_progress: CmpProgress,
-    /// Longest input to generate, in bytes.
-    #[arg(long, value_name = "BYTES")]
-    pub max_len: Option<u64>,
-    /// Base random seed (instance k uses seed + k).
-    #[arg(long)]
-    pub seed: Option<u64>,
     /// Also share entries with other hosts over ssh, in the background: a
     /// `sync-remote` hosts file.
     #[arg(long, value_name = "FILE")]
@@ -158,7 +124,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             (args.targets.clone(), built.into_iter().map(|b| b.binary).collect::<Vec<_>>(), Some(project))
         }
     };
-    let sync_dir = match (&args.output, &project) {
+    let sync_dir = match (&args.flags.output, &project) {
         (Some(o), _) => super::absolute(o)?,
         (None, Some(p)) => p.sync_dir(&names.join("+")),
         (None, None) => anyhow::bail!(UsageError("with --binary, name the sync directory with -o DIR".into())),
@@ -166,7 +132,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     if sync_dir.exists() && !sync_dir.is_dir() {
         anyhow::bail!(UsageError(format!("-o {} is a file, not a directory", sync_dir.display())));
     }
-    if let Some(i) = &args.input
+    if let Some(i) = &args.flags.input
         && !i.exists()
     {
         anyhow::bail!(UsageError(format!("seed directory {} does not exist", i.display())));
@@ -200,11 +166,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
         a.push(if k == 0 { "-M" } else { "-S" }.into());
         a.push(id.clone().into());
         a.extend(["--quiet".into(), "--flavor".into(), k.to_string().into()]);
-        if k == 0 && args.deterministic {
+        if k == 0 && args.flags.deterministic {
             a.push("-D".into());
         }
         let default_seeds = project.as_ref().map(|p| p.corpus_dir(target)).filter(|d| d.is_dir());
-        let seeds = args.input.clone().or(default_seeds);
+        let seeds = args.flags.input.clone().or(default_seeds);
         if let Some(s) = seeds {
             a.push("-i".into());
             a.push(super::absolute(&s)?.into());
@@ -214,25 +180,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             a.push("--seed-shard".into());
             a.push(format!("{}/{}", k / ntargets, group).into());
         }
-        for d in &args.dict {
-            a.push("-x".into());
-            a.push(super::absolute(d)?.into());
-        }
-        if let Some(t) = args.timeout {
-            a.extend(["-t".into(), t.to_string().into()]);
-        }
-        if let Some(m) = args.memory {
-            a.extend(["-m".into(), m.to_string().into()]);
-        }
-        if let Some(t) = args.max_total_time {
-            a.extend(["--max-total-time".into(), t.to_string().into()]);
-        }
-        if args.exit_on_crash {
-            a.push("--exit-on-crash".into());
-        }
-        if args.no_cmplog {
-            a.push("--no-cmplog".into());
-        }
+        a.extend(args.flags.instance_args(k)?);
         let progress = match args.cmp_progress {
             CmpProgress::All => true,
             CmpProgress::None => false,
@@ -240,12 +188,6 @@ pub fn run(args: RunArgs) -> Result<i32> {
         };
         if progress {
             a.push("--cmp-progress".into());
-        }
-        if let Some(m) = args.max_len {
-            a.extend(["--max-len".into(), m.to_string().into()]);
-        }
-        if let Some(s) = args.seed {
-            a.extend(["--seed".into(), s.wrapping_add(k as u64).to_string().into()]);
         }
         let extra: Vec<OsString> =
             per_instance.iter().filter(|(i, _)| *i == id).flat_map(|(_, v)| v.iter().cloned()).collect();
@@ -256,7 +198,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
         instances.push(InstancePlan { id, target: target.clone(), args: a, cpu: cpus[k] });
     }
-    let ui = if args.no_ui || !std::io::stdout().is_terminal() { UiMode::Plain } else { UiMode::Screen };
+    let ui = if args.flags.no_ui || !std::io::stdout().is_terminal() { UiMode::Plain } else { UiMode::Screen };
     let repro = match &project {
         Some(p) => {
             let fuzz_dir = shell_quote(&p.fuzz_dir.to_string_lossy());
@@ -268,8 +210,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         title: format!("cargo rfuzz run :: {} :: -j {jobs} :: {}", names.join(" "), sync_dir.display()),
         sync_dir,
         instances,
-        max_total_time: args.max_total_time.map(Duration::from_secs),
-        exit_on_crash: args.exit_on_crash,
+        max_total_time: args.flags.max_total_time.map(Duration::from_secs),
+        exit_on_crash: args.flags.exit_on_crash,
         ui,
         repro,
         remote_sync,

@@ -1,0 +1,130 @@
+//! Fuzzing flags shared by `fuzz` (one instance) and `run` (N instances),
+//! defined once so both accept them alike and `run` passes them on intact.
+
+use clap::Args;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Flags that configure fuzzing instances.
+#[derive(Debug, Clone, Args)]
+pub struct FuzzingFlags {
+    /// Sync directory holding the instances' output (default:
+    /// fuzz/sync/<target>/).
+    #[arg(short = 'o', long = "output", value_name = "SYNC_DIR")]
+    pub output: Option<PathBuf>,
+    /// Run the deterministic stage on each new entry (the main instance only
+    /// in `run`).
+    #[arg(short = 'D', long)]
+    pub deterministic: bool,
+    /// Seed corpus directory (default: fuzz/corpus/<target>/ if present).
+    /// `run` deals the seeds out among its instances.
+    #[arg(short = 'i', long = "input", value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// Dictionary file (AFL format) or directory of tokens; repeatable.
+    #[arg(short = 'x', long = "dict", value_name = "DICT")]
+    pub dict: Vec<PathBuf>,
+    /// Per-input timeout in milliseconds (default: calibrated, 20-1000).
+    #[arg(short = 't', long = "timeout", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Memory limit of the target in MiB: data size, and the largest single
+    /// allocation (default: 2048 for one allocation, no total limit).
+    #[arg(short = 'm', long = "memory", value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory: Option<u64>,
+    /// Stop after this many seconds; exit 1 if crashes were saved.
+    #[arg(long, value_name = "S")]
+    pub max_total_time: Option<u64>,
+    /// Stop at the first crash saved.
+    #[arg(long)]
+    pub exit_on_crash: bool,
+    /// Plain progress lines instead of the status screen or dashboard.
+    #[arg(long)]
+    pub no_ui: bool,
+    /// Do not learn from the target's compare log (input-to-state solving,
+    /// tokens).
+    #[arg(long)]
+    pub no_cmplog: bool,
+    /// Longest input to generate, in bytes (default: 1 MiB).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]
+    pub max_len: Option<u64>,
+    /// Random seed, for reproducible runs (`run`: instance k uses seed + k).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+fn abs(p: &Path) -> std::io::Result<PathBuf> {
+    std::path::absolute(p)
+}
+
+impl FuzzingFlags {
+    /// The `fuzz` arguments that reproduce these flags for instance `k` of a
+    /// run (`-o`, `-i` and `-D` are decided by the run itself).
+    pub fn instance_args(&self, k: usize) -> std::io::Result<Vec<OsString>> {
+        let mut a: Vec<OsString> = Vec::new();
+        for d in &self.dict {
+            a.push("-x".into());
+            a.push(abs(d)?.into());
+        }
+        let mut opt = |flag: &str, v: Option<u64>| {
+            if let Some(v) = v {
+                a.push(flag.into());
+                a.push(v.to_string().into());
+            }
+        };
+        opt("-t", self.timeout);
+        opt("-m", self.memory);
+        opt("--max-total-time", self.max_total_time);
+        opt("--max-len", self.max_len);
+        opt("--seed", self.seed.map(|s| s.wrapping_add(k as u64)));
+        if self.exit_on_crash {
+            a.push("--exit-on-crash".into());
+        }
+        if self.no_cmplog {
+            a.push("--no-cmplog".into());
+        }
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(flatten)]
+        flags: FuzzingFlags,
+    }
+
+    #[test]
+    fn instance_args_round_trip_through_the_parser() {
+        let p = Probe::try_parse_from([
+            "x",
+            "-t",
+            "40",
+            "-m",
+            "512",
+            "--max-total-time",
+            "60",
+            "--exit-on-crash",
+            "--no-cmplog",
+            "--max-len",
+            "4096",
+            "--seed",
+            "7",
+            "-x",
+            "/d.dict",
+        ])
+        .unwrap();
+        let mut argv: Vec<OsString> = vec!["x".into()];
+        argv.extend(p.flags.instance_args(2).unwrap());
+        let again = Probe::try_parse_from(argv).unwrap().flags;
+        assert_eq!(again.timeout, Some(40));
+        assert_eq!(again.memory, Some(512));
+        assert_eq!(again.max_total_time, Some(60));
+        assert!(again.exit_on_crash && again.no_cmplog);
+        assert_eq!(again.max_len, Some(4096));
+        assert_eq!(again.seed, Some(9), "instance 2 of a run gets seed + 2");
+        assert_eq!(again.dict, vec![PathBuf::from("/d.dict")]);
+    }
+}
