@@ -1,11 +1,12 @@
-//! Embeds the runtime crate's source in the binary, so `cargo rfuzz build`
-//! works on a machine where the `rfuzz` crate was never published or fetched:
-//! the source is written to a cache directory and patched into the build.
+//! Embeds the runtime crate's source (and the libfuzzer-sys compatibility
+//! crate) in the binary, so `cargo rfuzz build` works on a machine where the
+//! `rfuzz` crate was never published or fetched: the sources are written to a
+//! cache directory and patched into the build.
 
 use std::path::{Path, PathBuf};
 
 fn collect(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read runtime dir").flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read source dir").flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -16,6 +17,22 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// `pub const NAME: &[(&str, &str)]` with the manifest and sources of `dir`.
+fn embed(name: &str, dir: &Path, code: &mut String) {
+    let mut files = vec![PathBuf::from("Cargo.toml")];
+    collect(&dir.join("src"), dir, &mut files);
+    code.push_str(&format!(
+        "/// Files of a crate: (relative path, contents).\npub const {name}: &[(&str, &str)] = &[\n"
+    ));
+    for f in &files {
+        let abs = dir.join(f).canonicalize().unwrap();
+        println!("cargo:rerun-if-changed={}", abs.display());
+        code.push_str(&format!("    ({:?}, include_str!({:?})),\n", f.to_string_lossy(), abs.to_string_lossy()));
+    }
+    code.push_str("];\n");
+    println!("cargo:rerun-if-changed={}", dir.join("src").display());
+}
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     // In the repository the runtime sits beside this crate; a packaged
@@ -24,18 +41,9 @@ fn main() {
         .into_iter()
         .find(|p| p.join("Cargo.toml").is_file())
         .expect("runtime source not found (../runtime or runtime-src/)");
-    let mut files = vec![PathBuf::from("Cargo.toml")];
-    collect(&runtime.join("src"), &runtime, &mut files);
-    let mut code = String::from(
-        "/// Files of the runtime crate: (relative path, contents).\npub const RUNTIME_FILES: &[(&str, &str)] = &[\n",
-    );
-    for f in &files {
-        let abs = runtime.join(f).canonicalize().unwrap();
-        println!("cargo:rerun-if-changed={}", abs.display());
-        code.push_str(&format!("    ({:?}, include_str!({:?})),\n", f.to_string_lossy(), abs.to_string_lossy()));
-    }
-    code.push_str("];\n");
+    let mut code = String::new();
+    embed("RUNTIME_FILES", &runtime, &mut code);
+    embed("LIBFUZZER_SYS_FILES", &runtime.join("libfuzzer-sys-shim"), &mut code);
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("runtime_files.rs");
     std::fs::write(out, code).unwrap();
-    println!("cargo:rerun-if-changed={}", runtime.join("src").display());
 }

@@ -15,10 +15,10 @@ include!(concat!(env!("OUT_DIR"), "/runtime_files.rs"));
 /// Overrides the runtime source directory (for developing the runtime).
 pub const RUNTIME_SRC_ENV: &str = "RFUZZ_RUNTIME_SRC";
 
-/// Hash of the embedded files (FNV-1a), naming the cache directory.
-pub fn content_hash() -> String {
+/// Hash of embedded files (FNV-1a), naming their cache directory.
+pub fn content_hash_of(files: &[(&str, &str)]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (path, text) in RUNTIME_FILES {
+    for (path, text) in files {
         for b in path.bytes().chain([0]).chain(text.bytes()).chain([0]) {
             h ^= b as u64;
             h = h.wrapping_mul(0x100_0000_01b3);
@@ -37,22 +37,38 @@ fn cache_root() -> PathBuf {
     std::env::temp_dir().join(format!("cargo-rfuzz-{}", nix::unistd::getuid()))
 }
 
+/// Hash of the runtime's files.
+pub fn content_hash() -> String {
+    content_hash_of(RUNTIME_FILES)
+}
+
 /// Writes the runtime source (once per content hash) and returns its directory.
 pub fn materialize() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(RUNTIME_SRC_ENV).filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
+    materialize_files("rfuzz", RUNTIME_FILES)
+}
+
+/// Writes the libfuzzer-sys compatibility crate and returns its directory:
+/// patched in for `libfuzzer-sys` so cargo-fuzz projects build unchanged.
+pub fn materialize_libfuzzer_sys() -> Result<PathBuf> {
+    materialize_files("libfuzzer-sys", LIBFUZZER_SYS_FILES)
+}
+
+fn materialize_files(name: &str, files: &[(&str, &str)]) -> Result<PathBuf> {
+    let hash = content_hash_of(files);
     let root = cache_root();
-    let dir = root.join(format!("rfuzz-{}-{}", env!("CARGO_PKG_VERSION"), content_hash()));
+    let dir = root.join(format!("{name}-{}-{hash}", env!("CARGO_PKG_VERSION")));
     if dir.join(".complete").is_file() {
         return Ok(dir);
     }
     std::fs::create_dir_all(&root).with_context(|| format!("failed to create {}", root.display()))?;
     // Write into a private directory and rename it into place, so concurrent
     // builds never see a half-written runtime.
-    let tmp = root.join(format!(".tmp-{}-{}", std::process::id(), content_hash()));
+    let tmp = root.join(format!(".tmp-{}-{name}-{hash}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    write_files(&tmp)?;
+    write_files(&tmp, files, &hash)?;
     match std::fs::rename(&tmp, &dir) {
         Ok(()) => Ok(dir),
         Err(_) if dir.join(".complete").is_file() => {
@@ -68,15 +84,15 @@ pub fn materialize() -> Result<PathBuf> {
     }
 }
 
-fn write_files(dir: &Path) -> Result<()> {
-    for (rel, text) in RUNTIME_FILES {
+fn write_files(dir: &Path, files: &[(&str, &str)], hash: &str) -> Result<()> {
+    for (rel, text) in files {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("failed to create {}", parent.display()))?;
         }
         std::fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
     }
-    std::fs::write(dir.join(".complete"), content_hash()).with_context(|| format!("failed to write {}", dir.display()))
+    std::fs::write(dir.join(".complete"), hash).with_context(|| format!("failed to write {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -93,8 +109,9 @@ mod tests {
     #[test]
     fn materialises_into_the_cache_once() {
         let tmp = tempfile::tempdir().unwrap();
-        write_files(tmp.path()).unwrap();
+        write_files(tmp.path(), RUNTIME_FILES, &content_hash()).unwrap();
         assert!(tmp.path().join("src/lib.rs").is_file());
         assert_eq!(std::fs::read_to_string(tmp.path().join(".complete")).unwrap(), content_hash());
+        assert!(LIBFUZZER_SYS_FILES.iter().any(|(p, t)| *p == "Cargo.toml" && t.contains("name = \"libfuzzer-sys\"")));
     }
 }

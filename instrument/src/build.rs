@@ -22,6 +22,9 @@ pub struct BuildOptions {
     pub target_triple: Option<String>,
     /// Runtime source to patch in for a crates.io `rfuzz` dependency.
     pub runtime_source: Option<PathBuf>,
+    /// The libfuzzer-sys compatibility crate, patched in for cargo-fuzz
+    /// projects (`RuntimeDep::LibfuzzerSys`).
+    pub libfuzzer_sys_source: Option<PathBuf>,
     /// Executable that acts as `RUSTC_WRAPPER` (the `cargo-rfuzz` binary).
     pub wrapper_exe: PathBuf,
     /// Pass `--quiet` to cargo.
@@ -156,10 +159,19 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
     if opts.verbose {
         cmd.arg("--verbose");
     }
-    if let (RuntimeDep::Registry, Some(src)) = (&project.runtime_dep, &opts.runtime_source) {
+    let patch = |cmd: &mut Command, name: &str, src: &Path| {
+        cmd.arg("--config").arg(format!("patch.crates-io.{name}.path={}", toml_string(&src.to_string_lossy())));
+    };
+    match (&project.runtime_dep, &opts.runtime_source, &opts.libfuzzer_sys_source) {
         // The runtime matching this cargo-rfuzz, whether or not `rfuzz` is
         // published: the wire protocol must match the engine's.
-        cmd.arg("--config").arg(format!("patch.crates-io.rfuzz.path={}", toml_string(&src.to_string_lossy())));
+        (RuntimeDep::Registry, Some(rt), _) => patch(&mut cmd, "rfuzz", rt),
+        // A cargo-fuzz project: libfuzzer-sys' API on our runtime.
+        (RuntimeDep::LibfuzzerSys, Some(rt), Some(shim)) => {
+            patch(&mut cmd, "rfuzz", rt);
+            patch(&mut cmd, "libfuzzer-sys", shim);
+        }
+        _ => {}
     }
     let inner = std::env::var_os("RUSTC_WRAPPER").filter(|w| Path::new(w) != opts.wrapper_exe && !w.is_empty());
     cmd.env("RUSTC_WRAPPER", &opts.wrapper_exe)

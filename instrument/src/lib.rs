@@ -56,7 +56,7 @@ pub enum Error {
         msg: String,
     },
     /// The fuzz package does not depend on the runtime.
-    #[error("{} does not depend on the rfuzz runtime: add `rfuzz = \"0.1\"` under [dependencies]", .0.display())]
+    #[error("{} depends on neither rfuzz nor libfuzzer-sys: add `rfuzz = \"0.1\"` under [dependencies]", .0.display())]
     MissingRuntime(PathBuf),
     /// Cargo failed.
     #[error("failed to build fuzz target(s) {targets} (cargo {status}); cargo's errors are shown above")]

@@ -15,6 +15,10 @@ pub enum RuntimeDep {
     Registry,
     /// A path or git dependency: used as written.
     Other,
+    /// A cargo-fuzz project (`libfuzzer-sys` from crates.io, no `rfuzz`):
+    /// `cargo rfuzz` patches in a `libfuzzer-sys` with the same API on the
+    /// rfuzz runtime, so its targets build and fuzz unchanged.
+    LibfuzzerSys,
 }
 
 /// One fuzz target (a binary of the fuzz package).
@@ -126,12 +130,15 @@ pub fn load(fuzz_dir: &Path) -> Result<FuzzProject, Error> {
         .map(|t| FuzzTarget { name: t.name.clone(), src_path: t.src_path.clone().into() })
         .collect();
     targets.sort_by(|a, b| a.name.cmp(&b.name));
+    let from_registry = |d: &cargo_metadata::Dependency| {
+        d.path.is_none() && d.source.as_ref().is_some_and(|s| s.repr.starts_with("registry+"))
+    };
     let runtime = package.dependencies.iter().find(|d| d.name == crate::wrapper::RUNTIME_CRATE);
+    let libfuzzer = package.dependencies.iter().find(|d| d.name == "libfuzzer-sys");
     let runtime_dep = match runtime {
+        None if libfuzzer.is_some_and(from_registry) => RuntimeDep::LibfuzzerSys,
         None => return Err(Error::MissingRuntime(manifest_path)),
-        Some(d) if d.path.is_none() && d.source.as_ref().is_some_and(|s| s.repr.starts_with("registry+")) => {
-            RuntimeDep::Registry
-        }
+        Some(d) if from_registry(d) => RuntimeDep::Registry,
         Some(_) => RuntimeDep::Other,
     };
     Ok(FuzzProject {

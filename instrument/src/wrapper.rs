@@ -24,6 +24,8 @@ pub const COVERAGE_FLAGS_ENV: &str = "RFUZZ_COVERAGE_FLAGS";
 pub const INNER_WRAPPER_ENV: &str = "RFUZZ_INNER_RUSTC_WRAPPER";
 /// Name of the runtime crate, never instrumented.
 pub const RUNTIME_CRATE: &str = "rfuzz";
+/// Package of the libfuzzer-sys compatibility crate, never instrumented.
+pub const COMPAT_CRATE: &str = "libfuzzer-sys";
 
 /// What to add to one rustc invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +57,8 @@ pub fn decide(args: &[String], package: Option<&str>) -> Decision {
     if arg_value(args, "--crate-type") == Some("proc-macro") {
         return Decision::Untouched;
     }
-    if crate_name == RUNTIME_CRATE || package == Some(RUNTIME_CRATE) {
+    // The runtime, and the libfuzzer-sys compatibility crate over it.
+    if crate_name == RUNTIME_CRATE || package == Some(RUNTIME_CRATE) || package == Some(COMPAT_CRATE) {
         return Decision::CommonOnly;
     }
     Decision::Instrumented

@@ -171,12 +171,36 @@ pub mod __private {
 /// rfuzz::fuzz_target!(|data: &[u8]| { /* use data */ });
 /// rfuzz::fuzz_target!(|input: MyType| { /* MyType: arbitrary::Arbitrary */ });
 /// rfuzz::fuzz_target!(init: { setup() }, |data: &[u8]| { /* ... */ });
+/// rfuzz::fuzz_target!(|data: &[u8]| -> Corpus { /* libfuzzer-sys style */ });
 /// ```
 ///
 /// The file must start with `#![no_main]`: the macro defines `main`.
 #[cfg(feature = "runtime")]
 #[macro_export]
 macro_rules! fuzz_target {
+    // Bodies with a return type (libfuzzer-sys' `-> Corpus`): the value is
+    // accepted and ignored; rfuzz keeps inputs by coverage.
+    (init: $init:expr, |$bytes:ident: &[u8]| -> $rty:ty $body:block $(,)?) => {
+        $crate::__fuzz_main!($init, |$bytes: &[u8]| {
+            let _: $rty = (|| $body)();
+        });
+    };
+    (init: $init:expr, |$data:ident: $dty:ty| -> $rty:ty $body:block $(,)?) => {
+        $crate::__fuzz_main!($init, |bytes: &[u8]| {
+            let u = $crate::arbitrary::Unstructured::new(bytes);
+            let $data: $dty = match $crate::arbitrary::Arbitrary::arbitrary_take_rest(u) {
+                Ok(d) => d,
+                Err(_) => return,
+            };
+            let _: $rty = (|| $body)();
+        });
+    };
+    (|$bytes:ident: &[u8]| -> $rty:ty $body:block $(,)?) => {
+        $crate::fuzz_target!(init: (), |$bytes: &[u8]| -> $rty $body);
+    };
+    (|$data:ident: $dty:ty| -> $rty:ty $body:block $(,)?) => {
+        $crate::fuzz_target!(init: (), |$data: $dty| -> $rty $body);
+    };
     (init: $init:expr, |$bytes:ident| $body:expr $(,)?) => {
         $crate::fuzz_target!(init: $init, |$bytes: &[u8]| $body);
     };

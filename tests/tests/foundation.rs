@@ -224,3 +224,47 @@ fn afl_fuzz_drives_our_binary_in_persistent_shared_memory_mode() {
     let repro = output(Command::new(planted_binary("magic_steps")).arg(crash.path()));
     assert!(String::from_utf8_lossy(&repro.stderr).contains("planted bug: magic reached step by step"));
 }
+
+#[test]
+fn a_cargo_fuzz_project_builds_and_fuzzes_unchanged() {
+    let scratch = Scratch::new();
+    let krate = scratch.new_lib_crate("legacy");
+    std::fs::write(
+        krate.join("src/lib.rs"),
+        "pub fn check(data: &[u8]) -> bool {\n    if data.len() > 3 && data[0] == b'c' && data[1] == b'f' && data[2] == b'!' {\n        panic!(\"cargo-fuzz target crash\");\n    }\n    true\n}\n",
+    )
+    .unwrap();
+    // Exactly what `cargo fuzz init` writes (libfuzzer-sys, [package.metadata] cargo-fuzz).
+    scratch.write(
+        "legacy/fuzz/Cargo.toml",
+        "[package]\nname = \"legacy-fuzz\"\nversion = \"0.0.0\"\npublish = false\nedition = \"2021\"\n\n\
+         [package.metadata]\ncargo-fuzz = true\n\n[dependencies]\nlibfuzzer-sys = \"0.4\"\n\n\
+         [dependencies.legacy]\npath = \"..\"\n\n[[bin]]\nname = \"fuzz_target_1\"\npath = \"fuzz_targets/fuzz_target_1.rs\"\n\
+         test = false\ndoc = false\nbench = false\n\n[[bin]]\nname = \"with_corpus\"\npath = \"fuzz_targets/with_corpus.rs\"\n\
+         test = false\ndoc = false\nbench = false\n",
+    );
+    scratch.write(
+        "legacy/fuzz/fuzz_targets/fuzz_target_1.rs",
+        "#![no_main]\n\nuse libfuzzer_sys::fuzz_target;\n\nfuzz_target!(|data: &[u8]| {\n    legacy::check(data);\n});\n",
+    );
+    scratch.write(
+        "legacy/fuzz/fuzz_targets/with_corpus.rs",
+        "#![no_main]\nuse libfuzzer_sys::{fuzz_target, Corpus};\n\nfuzz_target!(|data: &[u8]| -> Corpus {\n    if data.is_empty() {\n        return Corpus::Reject;\n    }\n    legacy::check(data);\n    Corpus::Keep\n});\n",
+    );
+    let out = output(rfuzz_cmd().arg("build").current_dir(&krate));
+    assert!(out.status.success(), "libfuzzer-sys targets build against the rfuzz runtime");
+    let binaries: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(binaries.len(), 2);
+    for b in &binaries {
+        assert!(guard_count(std::path::Path::new(b)) < 100, "the compatibility crate is not instrumented");
+        let crash = scratch.write("crash", b"cf!x");
+        let o = output(Command::new(b).arg(&crash));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("cargo-fuzz target crash"));
+    }
+    let o = output(
+        rfuzz_cmd()
+            .args(["run", "fuzz_target_1", "-j", "1", "--no-ui", "--exit-on-crash", "--max-total-time", "60"])
+            .current_dir(&krate),
+    );
+    assert_eq!(o.status.code(), Some(1), "fuzzing the cargo-fuzz target finds its bug");
+}

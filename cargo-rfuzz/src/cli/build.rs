@@ -38,6 +38,7 @@ impl BuildFlags {
             no_default_features: self.no_default_features,
             target_triple: self.triple.clone(),
             runtime_source: Some(crate::runtime_src::materialize()?),
+            libfuzzer_sys_source: Some(crate::runtime_src::materialize_libfuzzer_sys()?),
             wrapper_exe: std::env::current_exe().context("failed to locate the cargo-rfuzz executable")?,
             quiet: quiet && !self.verbose,
             verbose: self.verbose,
