@@ -12,11 +12,12 @@ pub fn render(status: &SyncStatus, title: &str, notices: &[String]) -> String {
     out.push('\n');
     let remote = status.instances.iter().any(|i| i.remote);
     let header = format!(
-        "{:<10} {:<14} {}{:<5} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}",
+        "{:<10} {:<14} {}{:<6} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}",
         "instance",
         "target",
         if remote { format!("{:<12} ", "host") } else { String::new() },
         "state",
+        "run time",
         "exec/s",
         "execs",
         "corpus",
@@ -43,11 +44,12 @@ pub fn render(status: &SyncStatus, title: &str, notices: &[String]) -> String {
             (false, false) => "dead",
         };
         out.push_str(&format!(
-            "{:<10} {:<14} {}{:<5} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}\n",
+            "{:<10} {:<14} {}{:<6} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}\n",
             s.id,
             target,
             if remote { format!("{host:<12} ") } else { String::new() },
             state,
+            if i.remote { "-".into() } else { duration(s.run_time) },
             if i.alive { count(s.execs_per_sec as u64) } else { "-".into() },
             count(s.execs_done),
             i.queue_files,
@@ -61,11 +63,13 @@ pub fn render(status: &SyncStatus, title: &str, notices: &[String]) -> String {
     }
     let t = &status.totals;
     out.push_str(&format!(
-        "{:<10} {:<14} {}{:<5} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}\n",
+        "{:<10} {:<14} {}{:<6} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}\n",
         "total",
         "",
         if remote { format!("{:<12} ", "") } else { String::new() },
         format!("{}/{}", t.alive, t.instances),
+        // Summed like the execs: the fuzzing time all instances spent.
+        duration(status.instances.iter().map(|i| i.stats.run_time).sum()),
         count(t.execs_per_sec as u64),
         count(t.execs_done),
         t.corpus_max,
@@ -118,6 +122,7 @@ mod tests {
                 corpus_imported: imported,
                 pending_total: 3,
                 last_find: 990,
+                run_time: 3_725,
                 host: "box".into(),
                 ..Default::default()
             },
