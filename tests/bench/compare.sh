@@ -2,31 +2,60 @@
 # cargo-rfuzz vs AFL++ (cargo-afl's afl-fuzz) vs libFuzzer (cargo-fuzz, nightly),
 # same targets, same seeds, each fuzzer pinned to one core, side by side.
 #
-#   tests/bench/compare.sh speed [SECONDS]      exec/s and edges: trivial, semver 1, toml 0.8
-#   tests/bench/compare.sh crash [TRIALS]       time to first crash on the planted bugs
+#   tests/bench/compare.sh speed [SECONDS]    exec/s and edges: trivial, semver 1, toml 0.8
+#   tests/bench/compare.sh crash [TRIALS]     time to first crash on the planted bugs
+#   tests/bench/compare.sh report [SECONDS] [TRIALS]
+#                                             the bug-finding report: magic-value fixtures
+#                                             (time to crash) and eight real parsers (edges),
+#                                             cargo-rfuzz vs AFL++, two halves on two cores
 #
 # Needs: cargo-rfuzz on PATH (or CARGO_RFUZZ), `cargo install cargo-afl && cargo afl
 # config --build`, and for libFuzzer `cargo install cargo-fuzz` plus a nightly toolchain
-# (drop it with TOOLS=rfuzz,afl). CORE picks the core (default 1).
+# (leave it out with TOOLS=rfuzz,afl). CORE picks the core (default 1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 rfuzz=${CARGO_RFUZZ:-cargo-rfuzz}
-tools=${TOOLS:-rfuzz,afl,libfuzzer}
 core=${CORE:-1}
 mode=${1:-speed}
+bench() { "$rfuzz" rfuzz bench-compare --bench-dir "$here" "$@"; }
 case "$mode" in
   speed)
-    secs=${2:-30}
-    "$rfuzz" rfuzz bench-compare --bench-dir "$here" --tools "$tools" --core "$core" \
-      --targets trivial,semver,toml --seconds "$secs" --trials "${TRIALS:-1}"
+    bench --tools "${TOOLS:-rfuzz,afl,libfuzzer}" --core "$core" \
+      --targets trivial,semver,toml --seconds "${2:-30}" --trials "${TRIALS:-1}"
     ;;
   crash)
-    trials=${2:-3}
-    "$rfuzz" rfuzz bench-compare --bench-dir "$here" --tools "$tools" --core "$core" \
-      --targets magic,nested,length_field,overflow --seconds 60 --trials "$trials" --until-crash
+    bench --tools "${TOOLS:-rfuzz,afl,libfuzzer}" --core "$core" \
+      --targets magic,nested,length_field,overflow --seconds 60 --trials "${2:-3}" --until-crash
+    ;;
+  report)
+    secs=${2:-60}
+    trials=${3:-2}
+    tools=${TOOLS:-rfuzz,afl}
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    echo "# cargo-rfuzz vs AFL++: bug-finding benchmark"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
+    echo "- tools: $("$rfuzz" rfuzz --version), $(${AFL_FUZZ:-$(ls "$HOME"/.local/share/afl.rs/*/afl.rs-*/afl/bin/afl-fuzz 2>/dev/null | tail -n1)} -h 2>&1 | grep -o 'afl-fuzz++[0-9a-z.]*' | head -n1 || echo afl-fuzz)"
+    echo "- each trial: one core, ${secs} s budget (magic fixtures: until the first crash), ${trials} trials"
+    echo "- edges: every tool's corpus replayed through the same cargo-rfuzz build of the target"
+    echo
+    "$here/compare.sh" build-only >/dev/null
+    # Two halves in parallel, one per core.
+    bench --no-build --tools "$tools" --core 0 --targets magic,magic8,magic16,switch4,json,regex,http \
+      --seconds "$secs" --trials "$trials" --until-crash-for magic,magic8,magic16,switch4 >"$work/a" 2>"$work/a.log" &
+    bench --no-build --tools "$tools" --core 1 --targets xml,csv,png,toml,semver \
+      --seconds "$secs" --trials "$trials" >"$work/b" 2>"$work/b.log" &
+    wait
+    cat "$work/a"
+    tail -n +3 "$work/b"
+    ;;
+  build-only)
+    bench --tools "${TOOLS:-rfuzz,afl}" --targets trivial --seconds 1 --trials 1 >/dev/null 2>&1 || true
     ;;
   *)
-    echo "usage: $0 speed [SECONDS] | crash [TRIALS]" >&2
+    echo "usage: $0 speed [SECONDS] | crash [TRIALS] | report [SECONDS] [TRIALS]" >&2
     exit 2
     ;;
 esac

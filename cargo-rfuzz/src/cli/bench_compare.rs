@@ -43,6 +43,10 @@ pub struct BenchCompareArgs {
     /// Stop a trial at its first crash (time-to-crash runs).
     #[arg(long)]
     pub until_crash: bool,
+    /// Targets (comma-separated) that run until the first crash; the others
+    /// use the full budget.
+    #[arg(long, value_delimiter = ',')]
+    pub until_crash_for: Vec<String>,
     /// Core to pin the fuzzers to.
     #[arg(long, default_value_t = 1)]
     pub core: usize,
@@ -196,6 +200,7 @@ impl Bench {
 
     fn trial(&self, spec: &ToolSpec, target: &str, n: usize) -> Result<Trial> {
         let tool = spec.tool;
+        let until_crash = self.args.until_crash || self.args.until_crash_for.iter().any(|t| t == target);
         let tag: String = spec.label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
         let out = self.work.join(format!("{target}-{tag}-{n}"));
         let _ = std::fs::remove_dir_all(&out);
@@ -214,7 +219,7 @@ impl Bench {
                     .arg(&seeds)
                     .args(["--max-total-time", &secs.to_string()])
                     .args(&spec.extra);
-                if self.args.until_crash {
+                if until_crash {
                     c.arg("--exit-on-crash");
                 }
                 (c, out.join("main/crashes"), vec![out.join("main/queue")])
@@ -230,7 +235,7 @@ impl Bench {
                     .env("AFL_SKIP_CPUFREQ", "1")
                     .env("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1")
                     .env("AFL_NO_AFFINITY", "1");
-                if self.args.until_crash {
+                if until_crash {
                     c.env("AFL_BENCH_UNTIL_CRASH", "1");
                 }
                 (c, out.join("default/crashes"), vec![out.join("default/queue")])
@@ -265,7 +270,7 @@ impl Bench {
         loop {
             if first_crash.is_none() && newest_file_time(&crash_dir).is_some() {
                 first_crash = Some(start.elapsed().as_secs_f64());
-                if self.args.until_crash {
+                if until_crash {
                     // libFuzzer stops itself; the others are told to.
                     std::thread::sleep(Duration::from_millis(200));
                     let _ = nix::sys::signal::kill(

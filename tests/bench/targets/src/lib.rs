@@ -100,3 +100,18 @@ pub fn png(data: &[u8]) {
         }
     }
 }
+
+/// Planted bug: an 8-byte magic value compared as one integer.
+pub fn magic8(data: &[u8]) {
+    planted::magic8(data);
+}
+
+/// Planted bug: a 16-byte magic string compared as a slice.
+pub fn magic16(data: &[u8]) {
+    planted::magic16(data);
+}
+
+/// Planted bug: one arm of a `match` on a 4-byte tag.
+pub fn switch4(data: &[u8]) {
+    std::hint::black_box(planted::switch4(data));
+}
