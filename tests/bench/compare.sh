@@ -37,7 +37,7 @@ case "$mode" in
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
-    echo "- tools: $("$rfuzz" rfuzz --version), $(${AFL_FUZZ:-$(ls "$HOME"/.local/share/afl.rs/*/afl.rs-*/afl/bin/afl-fuzz 2>/dev/null | tail -n1)} -h 2>&1 | grep -o 'afl-fuzz++[0-9a-z.]*' | head -n1 || echo afl-fuzz)"
+    echo "- tools: $("$rfuzz" rfuzz --version), $(cargo afl --version 2>/dev/null || echo "afl-fuzz ${AFL_FUZZ:-}") in persistent shared-memory mode, without cmplog (its LLVM plugins need a nightly-matching LLVM)"
     echo "- each trial: one core, ${secs} s budget (magic fixtures: until the first crash), ${trials} trials"
     echo "- edges: every tool's corpus replayed through the same cargo-rfuzz build of the target"
     echo

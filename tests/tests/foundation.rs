@@ -249,10 +249,16 @@ fn a_cargo_fuzz_project_builds_and_fuzzes_unchanged() {
     );
     scratch.write(
         "legacy/fuzz/fuzz_targets/with_corpus.rs",
-        "#![no_main]\nuse libfuzzer_sys::{fuzz_target, Corpus};\n\nfuzz_target!(|data: &[u8]| -> Corpus {\n    if data.is_empty() {\n        return Corpus::Reject;\n    }\n    legacy::check(data);\n    Corpus::Keep\n});\n",
+        "#![no_main]\nuse libfuzzer_sys::{fuzz_mutator, fuzz_target, Corpus};\n\nfuzz_target!(|data: &[u8]| -> Corpus {\n    if data.is_empty() {\n        return Corpus::Reject;\n    }\n    legacy::check(data);\n    Corpus::Keep\n});\n\n\
+         fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, _seed: u32| {\n    \
+         libfuzzer_sys::fuzzer_mutate(data, size, max_size)\n});\n",
     );
     let out = output(rfuzz_cmd().arg("build").current_dir(&krate));
     assert!(out.status.success(), "libfuzzer-sys targets build against the rfuzz runtime");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cargo rfuzz ignores custom mutators"),
+        "a custom mutator is accepted with a warning"
+    );
     let binaries: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
     assert_eq!(binaries.len(), 2);
     for b in &binaries {

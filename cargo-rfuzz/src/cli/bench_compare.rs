@@ -355,7 +355,7 @@ pub fn run(args: BenchCompareArgs) -> Result<i32> {
         bench.build(&tools)?;
     }
     println!(
-        "| target | tool | trials | crashed | median time to crash (s) | median exec/s | median edges |\n|---|---|---|---|---|---|---|"
+        "| target | tool | trials | crashed | median time to crash (s) | median exec/s | median edges | edges min-max |\n|---|---|---|---|---|---|---|---|"
     );
     for target in &bench.args.targets {
         for spec in &specs {
@@ -372,8 +372,11 @@ pub fn run(args: BenchCompareArgs) -> Result<i32> {
             let ttc = median(trials.iter().filter_map(|t| t.first_crash).collect());
             let eps = median(trials.iter().map(|t| t.execs as f64 / t.wall.max(0.001)).collect()).unwrap_or(0.0);
             let edges = median(trials.iter().map(|t| t.edges as f64).collect()).unwrap_or(0.0);
+            // The spread says whether a difference in medians is noise.
+            let lo = trials.iter().map(|t| t.edges).min().unwrap_or(0);
+            let hi = trials.iter().map(|t| t.edges).max().unwrap_or(0);
             println!(
-                "| {target} | {} | {} | {crashed} | {} | {:.0} | {:.0} |",
+                "| {target} | {} | {} | {crashed} | {} | {:.0} | {:.0} | {lo}-{hi} |",
                 spec.label,
                 trials.len(),
                 ttc.map(|t| format!("{t:.2}")).unwrap_or_else(|| "-".into()),

@@ -9,7 +9,7 @@
 //!
 //! Peers write at the same time and may be hostile or broken: symlinks (to
 //! directories or files) are never followed, names that do not parse, empty
-//! and oversized files are skipped, files modified in the last second are left
+//! and oversized files are skipped, files modified in the last 200 ms are left
 //! for the next round (AFL++ writes queue entries in place), and nothing here
 //! ever writes outside our own instance directory.
 

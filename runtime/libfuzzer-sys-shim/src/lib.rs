@@ -12,7 +12,8 @@
 //!
 //! Supported: `fuzz_target!` with `&[u8]` or `arbitrary` inputs, `init:`,
 //! and bodies returning [`Corpus`]. Custom mutators (`fuzz_mutator!`,
-//! `fuzz_crossover!`) are libFuzzer-specific and not provided.
+//! `fuzz_crossover!`) are libFuzzer-specific: they are accepted so the target
+//! builds, ignored, and the build warns about it.
 
 #![deny(missing_docs)]
 
@@ -28,4 +29,28 @@ pub enum Corpus {
     Keep,
     /// libFuzzer would not add the input to the corpus.
     Reject,
+}
+
+/// What `fuzz_mutator!`/`fuzz_crossover!` expand to: a use of this item, so
+/// the build shows the warning below at the macro call.
+#[doc(hidden)]
+#[deprecated(
+    note = "cargo rfuzz ignores custom mutators (fuzz_mutator!, fuzz_crossover!): this target is fuzzed with rfuzz's own mutations"
+)]
+pub const CUSTOM_MUTATOR_IGNORED: () = ();
+
+/// libFuzzer's custom mutator hook: accepted and ignored (with a warning).
+#[macro_export]
+macro_rules! fuzz_mutator {
+    ($($body:tt)*) => {
+        const _: () = $crate::CUSTOM_MUTATOR_IGNORED;
+    };
+}
+
+/// libFuzzer's custom crossover hook: accepted and ignored (with a warning).
+#[macro_export]
+macro_rules! fuzz_crossover {
+    ($($body:tt)*) => {
+        const _: () = $crate::CUSTOM_MUTATOR_IGNORED;
+    };
 }
