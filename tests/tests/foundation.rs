@@ -14,6 +14,10 @@ fn init_and_build_a_fresh_library_crate() {
     let manifest = std::fs::read_to_string(krate.join("fuzz/Cargo.toml")).unwrap();
     assert!(manifest.contains("rfuzz = \"0.1\""), "portable dependency on the runtime");
     assert!(!manifest.contains(&*krate.to_string_lossy()), "no absolute paths in fuzz/Cargo.toml");
+    // The one target needs no name.
+    let out = output(rfuzz_cmd().args(["run", "-j", "1", "--no-ui", "--max-total-time", "2"]).current_dir(&krate));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(krate.join("fuzz/sync/fuzz_target_1/main/queue").is_dir());
 
     let out = output(rfuzz_cmd().arg("add").arg("second").current_dir(&krate));
     assert!(out.status.success());

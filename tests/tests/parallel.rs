@@ -208,6 +208,10 @@ fn zero_jobs_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("-j 0"));
     let o = output(rfuzz_cmd().args(["sync-status", "-o"]).arg(scratch.path().join("nope")));
     assert_eq!(o.status.code(), Some(2));
+    // Several targets and none named: the error lists them.
+    let o = output(&mut run_cmd(&[], &scratch.path().join("s")));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("magic, magic16"), "the targets are listed");
 }
 
 #[test]

@@ -16,8 +16,9 @@ use std::time::Duration;
 /// Options of `cargo rfuzz run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Fuzz targets; with several, instances are spread over them and share
-    /// the sync directory (each judges imports with its own binary).
+    /// Fuzz targets (may be left out when the project has one); with several,
+    /// instances are spread over them and share the sync directory (each
+    /// judges imports with its own binary).
     pub targets: Vec<String>,
     /// Fuzz this prebuilt instrumented binary (ours or AFL++'s) instead of
     /// building targets; needs -o.
@@ -111,17 +112,26 @@ pub fn run(args: RunArgs) -> Result<i32> {
             (vec![name], vec![binary], None)
         }
         None => {
-            if args.targets.is_empty() {
-                anyhow::bail!(UsageError(
-                    "name the fuzz target(s) to run (see `cargo rfuzz list`), or pass --binary".into()
-                ));
-            }
             let project = args.project.load()?;
-            for t in &args.targets {
+            let targets = match (args.targets.is_empty(), project.targets.as_slice()) {
+                (false, _) => args.targets.clone(),
+                // A project with one target needs no name.
+                (true, [only]) => vec![only.name.clone()],
+                (true, []) => {
+                    anyhow::bail!(UsageError(
+                        "the fuzz project has no targets: add one with `cargo rfuzz add NAME`".into()
+                    ))
+                }
+                (true, _) => anyhow::bail!(UsageError(format!(
+                    "name the fuzz target(s) to run: {} (or pass --binary)",
+                    project.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                ))),
+            };
+            for t in &targets {
                 project.target(t)?;
             }
-            let built = build_targets(&project, &args.targets, &args.build, true)?;
-            (args.targets.clone(), built.into_iter().map(|b| b.binary).collect::<Vec<_>>(), Some(project))
+            let built = build_targets(&project, &targets, &args.build, true)?;
+            (targets, built.into_iter().map(|b| b.binary).collect::<Vec<_>>(), Some(project))
         }
     };
     let sync_dir = match (&args.flags.output, &project) {
