@@ -181,6 +181,32 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
         .env(wrapper::INNER_WRAPPER_ENV, inner.unwrap_or_default())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // Cargo ignores a patch whose version differs from the one locked from
+    // the registry, so a registry entry of a patched crate is taken out of
+    // the lock before the build (cargo then locks the patch and keeps every
+    // other version). A cargo-fuzz project's lock file belongs to `cargo
+    // fuzz`: it is put back as it was afterwards.
+    let lock_path = project.workspace_root.join("Cargo.lock");
+    let unlock = |name: &str| {
+        if let Ok(text) = std::fs::read_to_string(&lock_path) {
+            let stripped = without_registry_package(&text, name);
+            if stripped != text {
+                let _ = std::fs::write(&lock_path, stripped);
+            }
+        }
+    };
+    let lock_guard = match project.runtime_dep {
+        RuntimeDep::LibfuzzerSys => {
+            let guard = LockGuard::save(lock_path.clone());
+            unlock("libfuzzer-sys");
+            Some(guard)
+        }
+        RuntimeDep::Registry => {
+            unlock(wrapper::RUNTIME_CRATE);
+            None
+        }
+        RuntimeDep::Other => None,
+    };
     let mut child = cmd.spawn().map_err(|source| Error::Io { what: "cargo build".into(), source })?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut built: Vec<Built> = Vec::new();
@@ -197,6 +223,7 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
         }
     }
     let status = child.wait().map_err(|source| Error::Io { what: "cargo build".into(), source })?;
+    drop(lock_guard);
     if !status.success() {
         return Err(Error::BuildFailed { targets: names.join(", "), status: status.to_string() });
     }
@@ -206,6 +233,46 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
         .collect()
 }
 
+/// `Cargo.lock` text without the `[[package]]` entries of `name` that come
+/// from a registry.
+fn without_registry_package(lock: &str, name: &str) -> String {
+    let entry = format!("\nname = \"{name}\"\n");
+    let from_registry =
+        |block: &str| block.contains("\nsource = \"registry+") || block.contains("\nsource = \"sparse+");
+    lock.split("\n\n")
+        .filter(|block| !(format!("\n{block}\n").contains(&entry) && from_registry(block)))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Puts a `Cargo.lock` back as it was (or removes one that did not exist)
+/// when dropped.
+struct LockGuard {
+    path: PathBuf,
+    saved: Option<Vec<u8>>,
+}
+
+impl LockGuard {
+    fn save(path: PathBuf) -> LockGuard {
+        let saved = std::fs::read(&path).ok();
+        LockGuard { path, saved }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let now = std::fs::read(&self.path).ok();
+        if now == self.saved {
+            return;
+        }
+        // Best effort: a lock file cargo rewrote is still a valid one.
+        let _ = match &self.saved {
+            Some(bytes) => std::fs::write(&self.path, bytes),
+            None => std::fs::remove_file(&self.path),
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +280,26 @@ mod tests {
     #[test]
     fn toml_strings_are_escaped() {
         assert_eq!(toml_string(r#"/a "b"\c"#), r#""/a \"b\"\\c""#);
+    }
+
+    #[test]
+    fn a_package_is_taken_out_of_a_lock_file() {
+        let reg = "source = \"registry+https://github.com/rust-lang/crates.io-index\"";
+        let lock = format!(
+            "version = 4\n\n[[package]]\nname = \"cc\"\nversion = \"1.2.0\"\n{reg}\n\n[[package]]\n\
+             name = \"libfuzzer-sys\"\nversion = \"0.4.13\"\n{reg}\ndependencies = [\n \"cc\",\n]\n\n\
+             [[package]]\nname = \"libfuzzer-sys-extra\"\nversion = \"1.0.0\"\n{reg}\n"
+        );
+        let out = without_registry_package(&lock, "libfuzzer-sys");
+        assert_eq!(
+            out,
+            format!(
+                "version = 4\n\n[[package]]\nname = \"cc\"\nversion = \"1.2.0\"\n{reg}\n\n\
+                 [[package]]\nname = \"libfuzzer-sys-extra\"\nversion = \"1.0.0\"\n{reg}\n"
+            )
+        );
+        // A patched (path) entry stays.
+        let patched = "version = 4\n\n[[package]]\nname = \"rfuzz\"\nversion = \"0.1.0\"\n";
+        assert_eq!(without_registry_package(patched, "rfuzz"), patched);
     }
 }

@@ -43,6 +43,8 @@ pub struct FuzzProject {
     pub targets: Vec<FuzzTarget>,
     /// Cargo's target directory for the fuzz package.
     pub target_directory: PathBuf,
+    /// Root of the fuzz package's workspace (where its `Cargo.lock` is).
+    pub workspace_root: PathBuf,
     /// How the runtime is depended on.
     pub runtime_dep: RuntimeDep,
 }
@@ -147,6 +149,7 @@ pub fn load(fuzz_dir: &Path) -> Result<FuzzProject, Error> {
         package_name: package.name.to_string(),
         targets,
         target_directory: metadata.target_directory.into(),
+        workspace_root: metadata.workspace_root.into(),
         runtime_dep,
     })
 }

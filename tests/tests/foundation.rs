@@ -257,8 +257,12 @@ fn a_cargo_fuzz_project_builds_and_fuzzes_unchanged() {
          fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, _seed: u32| {\n    \
          libfuzzer_sys::fuzzer_mutate(data, size, max_size)\n});\n",
     );
+    // The project's lock file, as `cargo fuzz` resolved it.
+    assert!(output(Command::new("cargo").arg("generate-lockfile").current_dir(krate.join("fuzz"))).status.success());
+    let lock = std::fs::read(krate.join("fuzz/Cargo.lock")).unwrap();
     let out = output(rfuzz_cmd().arg("build").current_dir(&krate));
     assert!(out.status.success(), "libfuzzer-sys targets build against the rfuzz runtime");
+    assert!(std::fs::read(krate.join("fuzz/Cargo.lock")).unwrap() == lock, "cargo fuzz's lock file is left as it was");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cargo rfuzz ignores custom mutators"),
         "a custom mutator is accepted with a warning"
