@@ -3,7 +3,7 @@
 
 use crate::fdio::{read_u32, write_all, write_pair, write_u32};
 use crate::protocol::{self, CONTROL_FD, STATUS_FD, afl, direct};
-use crate::{sancov, shm};
+use crate::{contain, sancov, shm};
 use core::sync::atomic::Ordering::Relaxed;
 use std::os::raw::c_int;
 
@@ -11,54 +11,22 @@ use std::os::raw::c_int;
 /// (AFL++ protocol; the direct protocol lets the engine decide).
 const AFL_PERSISTENT_ITERATIONS: u32 = 10_000;
 
-/// Kills `pid` and reaps it (used when the fuzzer goes away).
-fn kill_and_reap(pid: libc::pid_t) {
-    if pid > 0 {
-        // SAFETY: plain syscalls on a child pid we forked.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, core::ptr::null_mut(), 0);
-        }
-    }
-}
-
 fn exit_now(code: c_int) -> ! {
     // SAFETY: _exit never returns and skips atexit handlers, which is what a
     // forkserver wants when its fuzzer is gone.
     unsafe { libc::_exit(code) }
 }
 
-fn fork() -> libc::pid_t {
-    // SAFETY: the forkserver is single-threaded at this point (the target has
-    // not run yet), so the child may continue running arbitrary code.
-    unsafe { libc::fork() }
-}
-
-/// In a freshly forked child: die with the forkserver, so a persistent child
-/// (possibly stopped) never outlives it.
-fn die_with_parent(parent: libc::pid_t) {
-    // SAFETY: prctl/getppid/_exit are plain syscalls.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() != parent {
-            libc::_exit(0);
-        }
+/// Forks a child for the forkserver and, in the child, sets up containment
+/// (own process group, subreaper, death with the forkserver).
+fn fork_child(forkserver: libc::pid_t) -> libc::pid_t {
+    let pid = contain::real_fork();
+    match pid {
+        0 => contain::enter_child(forkserver),
+        p if p > 0 => contain::set_child(p),
+        _ => {}
     }
-}
-
-fn waitpid(pid: libc::pid_t, options: c_int) -> Option<c_int> {
-    let mut status: c_int = 0;
-    loop {
-        // SAFETY: `status` is a valid out-parameter.
-        let r = unsafe { libc::waitpid(pid, &mut status, options) };
-        if r == pid {
-            return Some(status);
-        }
-        if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        return None;
-    }
+    pid
 }
 
 /// Where an AFL++ child gets its test case.
@@ -155,6 +123,7 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
 
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
+    contain::enter_forkserver();
     let mut child: libc::pid_t = 0;
     let mut child_stopped = false;
     loop {
@@ -165,26 +134,25 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
                 None => {
                     // The fuzzer is gone: a stopped persistent child would
                     // otherwise outlive it.
-                    kill_and_reap(child);
+                    contain::kill_child(child);
                     exit_now(0);
                 }
             },
         };
         if child_stopped && was_killed != 0 {
             // afl-fuzz killed the stopped child after a timeout race.
-            waitpid(child, 0);
+            contain::wait_child(child, false);
             child_stopped = false;
         }
         if child_stopped {
             // SAFETY: resuming our own stopped child.
             unsafe { libc::kill(child, libc::SIGCONT) };
         } else {
-            child = fork();
+            child = fork_child(me);
             if child < 0 {
                 exit_now(1);
             }
             if child == 0 {
-                die_with_parent(me);
                 // SAFETY: the child must not talk on the forkserver pipes.
                 unsafe {
                     libc::close(CONTROL_FD);
@@ -202,14 +170,13 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
             }
         }
         if !write_u32(STATUS_FD, child as u32) {
-            kill_and_reap(child);
+            contain::kill_child(child);
             exit_now(1);
         }
-        let options = if persistent { libc::WUNTRACED } else { 0 };
-        let Some(status) = waitpid(child, options) else { exit_now(1) };
+        let Some(status) = contain::wait_child(child, persistent) else { exit_now(1) };
         child_stopped = libc::WIFSTOPPED(status);
         if !write_u32(STATUS_FD, status as u32) {
-            kill_and_reap(child);
+            contain::kill_child(child);
             exit_now(1);
         }
     }
@@ -229,6 +196,10 @@ fn afl_child(harness: fn(&[u8]), input: AflInput, persistent: bool) -> ! {
         if input.read(&mut buf) {
             crate::run_harness(harness, &buf);
         }
+        // What this input started ends with it (a stop per input already
+        // costs more than the probe).
+        contain::end_of_input();
+        contain::sweep();
         sancov::copy_to_shared();
     }
     std::process::exit(0)
@@ -287,6 +258,7 @@ pub fn serve_direct(harness: fn(&[u8])) -> ! {
     }
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
+    contain::enter_forkserver();
 
     loop {
         match read_u32(CONTROL_FD) {
@@ -294,19 +266,18 @@ pub fn serve_direct(harness: fn(&[u8])) -> ! {
             // Unknown command or the fuzzer is gone.
             _ => exit_now(0),
         }
-        let child = fork();
+        let child = fork_child(me);
         if child < 0 {
             exit_now(1);
         }
         if child == 0 {
-            die_with_parent(me);
             direct_child(harness, header, seg.ptr, layout);
         }
         if !write_pair(STATUS_FD, direct::MSG_PID, child as u32) {
-            kill_and_reap(child);
+            contain::kill_child(child);
             exit_now(1);
         }
-        let Some(status) = waitpid(child, 0) else { exit_now(1) };
+        let Some(status) = contain::wait_child(child, false) else { exit_now(1) };
         if !write_pair(STATUS_FD, direct::MSG_DIED, status as u32) {
             exit_now(1);
         }
@@ -369,6 +340,7 @@ fn direct_child(harness: fn(&[u8]), header: &direct::Header, base: *mut u8, layo
             // SAFETY: the entry lies inside the data area (checked above).
             let input = unsafe { core::slice::from_raw_parts(data.add(off), len) };
             crate::run_harness(harness, input);
+            contain::end_of_input();
             if flags & (direct::RUN_STOP_ON_NEW | direct::RUN_COUNT_PATHS) == 0 {
                 // A single run: the fuzzer reads the map.
                 sancov::copy_to_shared();
@@ -387,6 +359,7 @@ fn direct_child(harness: fn(&[u8]), header: &direct::Header, base: *mut u8, layo
         }
         // SAFETY: turning logging off.
         unsafe { crate::cmp::set_log(None) };
+        contain::sweep();
         if !write_pair(STATUS_FD, direct::MSG_DONE, stop as u32) {
             std::process::exit(0);
         }

@@ -43,6 +43,8 @@ pub mod protocol;
 #[cfg(feature = "runtime")]
 mod cmp;
 #[cfg(feature = "runtime")]
+mod contain;
+#[cfg(feature = "runtime")]
 mod fdio;
 #[cfg(feature = "runtime")]
 mod forkserver;
@@ -149,6 +151,7 @@ pub mod __private {
         guard::init_malloc_limit();
         guard::init_stack_overflow_handler();
         guard::init_coverage_dumps();
+        contain::init();
         // Fix the coverage layout before anything forks.
         sancov::map_size();
         install_panic_hook();

@@ -45,6 +45,9 @@ pub const MALLOC_LIMIT_ENV_VAR: &str = "RFUZZ_MALLOC_LIMIT_MB";
 pub const CMP_PROGRESS_ENV_VAR: &str = "RFUZZ_CMP_PROGRESS";
 /// `RFUZZ_INFO=1 ./target` prints the runtime version, guard count and map size.
 pub const INFO_ENV_VAR: &str = "RFUZZ_INFO";
+/// Most processes the target may have running at once (`--max-procs`);
+/// a spawn beyond it fails with `EAGAIN` and is counted as refused.
+pub const MAX_PROCS_ENV_VAR: &str = "RFUZZ_MAX_PROCS";
 
 /// Coverage map size for a number of guards: index 0 is reserved (AFL++ sets
 /// it on every run so a map is never empty), guard ids start at 1, and the size
@@ -172,7 +175,7 @@ pub mod direct {
     /// Set to [`VERSION`] (as decimal) by the engine to select this protocol.
     pub const ENV_VAR: &str = "RFUZZ_DIRECT";
     /// Protocol version.
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
     /// When set, the forkserver points its stderr at /dev/null once the
     /// handshake succeeded (the fuzzer reads start-up errors before that).
     pub const SILENCE_ENV_VAR: &str = "RFUZZ_SILENCE_STDERR";
@@ -299,6 +302,15 @@ pub mod direct {
         /// Incremented at the start of every input (child → fuzzer), so a
         /// watchdog can tell a slow batch from a hung input.
         pub exec_seq: AtomicU64,
+        /// Processes the target started (fork, posix_spawn, system, popen),
+        /// over all persistent children (child → fuzzer).
+        pub procs_started: AtomicU64,
+        /// The target's processes still running when their input ended, which
+        /// the runtime killed (child → fuzzer).
+        pub procs_killed: AtomicU64,
+        /// Spawns refused because the target already had `--max-procs`
+        /// processes running (child → fuzzer).
+        pub procs_refused: AtomicU64,
     }
 
     /// Size reserved for the header: one page, so the areas after it are aligned.

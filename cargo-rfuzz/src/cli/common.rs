@@ -49,6 +49,12 @@ pub struct FuzzingFlags {
     /// Random seed, for reproducible runs (`run`: instance k uses seed + k).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Most processes the target may have running at once (per instance);
+    /// further spawns fail with EAGAIN and are counted, not treated as crashes.
+    /// Whatever the cap, processes a target starts are killed when their
+    /// input ends.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_procs: Option<u64>,
 }
 
 fn abs(p: &Path) -> std::io::Result<PathBuf> {
@@ -59,8 +65,27 @@ impl FuzzingFlags {
     /// The `fuzz` arguments that reproduce these flags for instance `k` of a
     /// run (`-o`, `-i` and `-D` are decided by the run itself).
     pub fn instance_args(&self, k: usize) -> std::io::Result<Vec<OsString>> {
+        // Every field is named here, so a new flag cannot be forgotten: the
+        // compiler rejects this pattern until it is handled.
+        let FuzzingFlags {
+            // Decided by the run for each instance.
+            output: _,
+            deterministic: _,
+            input: _,
+            dict,
+            timeout,
+            memory,
+            max_total_time,
+            exit_on_crash,
+            // Instances of a run are `--quiet`; the run draws the dashboard.
+            no_ui: _,
+            no_cmplog,
+            max_len,
+            seed,
+            max_procs,
+        } = self;
         let mut a: Vec<OsString> = Vec::new();
-        for d in &self.dict {
+        for d in dict {
             a.push("-x".into());
             a.push(abs(d)?.into());
         }
@@ -70,17 +95,19 @@ impl FuzzingFlags {
                 a.push(v.to_string().into());
             }
         };
-        opt("-t", self.timeout);
-        opt("-m", self.memory);
-        opt("--max-total-time", self.max_total_time);
-        opt("--max-len", self.max_len);
-        opt("--seed", self.seed.map(|s| s.wrapping_add(k as u64)));
-        if self.exit_on_crash {
-            a.push("--exit-on-crash".into());
-        }
-        if self.no_cmplog {
-            a.push("--no-cmplog".into());
-        }
+        opt("-t", *timeout);
+        opt("-m", *memory);
+        opt("--max-total-time", *max_total_time);
+        opt("--max-len", *max_len);
+        opt("--seed", seed.map(|s| s.wrapping_add(k as u64)));
+        opt("--max-procs", *max_procs);
+        let mut switch = |flag: &str, on: bool| {
+            if on {
+                a.push(flag.into());
+            }
+        };
+        switch("--exit-on-crash", *exit_on_crash);
+        switch("--no-cmplog", *no_cmplog);
         Ok(a)
     }
 }
@@ -112,6 +139,8 @@ mod tests {
             "4096",
             "--seed",
             "7",
+            "--max-procs",
+            "5",
             "-x",
             "/d.dict",
         ])
@@ -126,5 +155,6 @@ mod tests {
         assert_eq!(again.max_len, Some(4096));
         assert_eq!(again.seed, Some(9), "instance 2 of a run gets seed + 2");
         assert_eq!(again.dict, vec![PathBuf::from("/d.dict")]);
+        assert_eq!(again.max_procs, Some(5));
     }
 }

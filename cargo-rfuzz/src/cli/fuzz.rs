@@ -178,6 +178,7 @@ impl FuzzArgs {
                 args: self.target_args.clone(),
                 env: Vec::new(),
                 mem_limit_mb: self.flags.memory,
+                max_procs: self.flags.max_procs,
                 show_output: self.show_output,
             },
             banner: resolved.name.clone(),

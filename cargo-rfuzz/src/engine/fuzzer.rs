@@ -155,6 +155,8 @@ pub struct Fuzzer {
     execs_at_last_find: u64,
     execs_at_last_growth: u64,
     batch_limit: usize,
+    /// Whether hitting `--max-procs` was reported (once).
+    procs_cap_reported: bool,
 }
 
 fn unix_now() -> u64 {
@@ -348,6 +350,7 @@ impl Fuzzer {
             execs_at_last_find: 0,
             execs_at_last_growth: 0,
             batch_limit: 1,
+            procs_cap_reported: false,
             cfg,
         };
         f.write_setup_files()?;
@@ -1175,6 +1178,7 @@ impl Fuzzer {
     /// The current statistics snapshot.
     pub fn snapshot(&mut self) -> InstanceStats {
         let eps = self.execs_per_sec();
+        let procs = self.exec.target_procs();
         let map_size = self.exec.map_size();
         let edges = coverage::count_seen(&self.exec.map_and_virgin().1[1..]) as u64;
         let stability = if edges == 0 { 100.0 } else { 100.0 * (1.0 - self.var_count as f64 / edges as f64).max(0.0) };
@@ -1215,6 +1219,9 @@ impl Fuzzer {
             total_edges: map_size as u64 - 1,
             auto_dict_entries: self.auto_dict.len() as u64,
             len_limit: self.len_limit as u64,
+            target_procs: procs.started,
+            target_procs_killed: procs.killed,
+            target_procs_refused: procs.refused,
             afl_banner: self.cfg.banner.clone(),
             afl_version: format!("rfuzz-{}", env!("CARGO_PKG_VERSION")),
             target_mode: self.exec.describe(),
@@ -1227,6 +1234,14 @@ impl Fuzzer {
     fn write_stats(&mut self) -> Result<()> {
         let s = self.snapshot();
         layout::write_atomic(&self.dir.join(layout::FUZZER_STATS), s.to_fuzzer_stats().as_bytes())?;
+        if s.target_procs_refused > 0 && !self.procs_cap_reported {
+            self.procs_cap_reported = true;
+            let cap = self.cfg.target.max_procs.unwrap_or(0);
+            self.ui.notice(format!(
+                "rfuzz: {}: the target reached --max-procs {cap}: further spawns fail with EAGAIN until its processes end (counted as target_procs_refused)",
+                self.cfg.id
+            ));
+        }
         self.ui.update(&s, s.last_update);
         Ok(())
     }

@@ -80,6 +80,12 @@ pub struct InstanceStats {
     pub auto_dict_entries: u64,
     /// Current limit on the length of generated inputs.
     pub len_limit: u64,
+    /// Processes the target started.
+    pub target_procs: u64,
+    /// Processes of the target still running when their input ended (killed).
+    pub target_procs_killed: u64,
+    /// Spawns of the target refused at the `--max-procs` cap.
+    pub target_procs_refused: u64,
     /// Target name.
     pub afl_banner: String,
     /// Fuzzer version.
@@ -135,6 +141,9 @@ impl InstanceStats {
         kv("total_edges", self.total_edges.to_string());
         kv("auto_dict_entries", self.auto_dict_entries.to_string());
         kv("len_limit", self.len_limit.to_string());
+        kv("target_procs", self.target_procs.to_string());
+        kv("target_procs_killed", self.target_procs_killed.to_string());
+        kv("target_procs_refused", self.target_procs_refused.to_string());
         kv("afl_banner", self.afl_banner.clone());
         kv("afl_version", self.afl_version.clone());
         kv("target_mode", self.target_mode.clone());
@@ -184,6 +193,9 @@ impl InstanceStats {
             total_edges: num(&["total_edges"]),
             auto_dict_entries: num(&["auto_dict_entries"]),
             len_limit: num(&["len_limit"]),
+            target_procs: num(&["target_procs"]),
+            target_procs_killed: num(&["target_procs_killed"]),
+            target_procs_refused: num(&["target_procs_refused"]),
             afl_banner: text("afl_banner"),
             afl_version: text("afl_version"),
             target_mode: text("target_mode"),

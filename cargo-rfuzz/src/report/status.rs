@@ -36,6 +36,13 @@ pub fn render(s: &InstanceStats, now: u64, width: usize) -> String {
     out.push(row(("new finds", s.corpus_found.to_string()), ("imported", s.corpus_imported.to_string())));
     out.push(row(("depth", s.max_depth.to_string()), ("auto tokens", s.auto_dict_entries.to_string())));
     out.push(row(("timeout", format!("{} ms", s.exec_timeout)), ("executor", s.target_mode.clone())));
+    if s.target_procs > 0 || s.target_procs_refused > 0 {
+        // Only for targets that start processes.
+        out.push(row(
+            ("target procs", format!("{} started", count(s.target_procs))),
+            ("killed / refused", format!("{} / {}", count(s.target_procs_killed), count(s.target_procs_refused))),
+        ));
+    }
     out.push("-".repeat(width));
     out.join("\n") + "\n"
 }

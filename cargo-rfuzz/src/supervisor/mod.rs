@@ -111,22 +111,40 @@ fn spawn(plan: &Plan, inst: &InstancePlan) -> Result<Child> {
         .open(log_path(plan, &inst.id))
         .with_context(|| format!("failed to open the log of instance {}", inst.id))?;
     let exe = std::env::current_exe().context("failed to locate the cargo-rfuzz executable")?;
+    let supervisor = std::process::id() as libc::pid_t;
     let mut cmd = Command::new(exe);
     cmd.arg("rfuzz").arg("fuzz").args(&inst.args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     // Its own process group: the terminal's Ctrl-C reaches the supervisor
     // only, which then stops every instance (and its target) as a group.
     cmd.process_group(0);
-    if let Some(cpu) = inst.cpu {
-        // SAFETY: sched_setaffinity on the child itself between fork and
-        // exec; it only touches a local CPU set.
-        unsafe {
-            cmd.pre_exec(move || {
+    let cpu = inst.cpu;
+    // SAFETY: between fork and exec only async-signal-safe calls are made:
+    // sched_setaffinity on a local CPU set, prctl, getppid, kill.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(cpu) = cpu {
                 cpu::pin_self(cpu);
-                Ok(())
-            });
-        }
+            }
+            // Should the supervisor die, even of SIGKILL, the instance stops
+            // as on Ctrl-C (and stops its target's processes).
+            die_with_parent(libc::SIGTERM, supervisor);
+            Ok(())
+        });
     }
     cmd.spawn().with_context(|| format!("failed to start instance {}", inst.id))
+}
+
+/// In a child between fork and exec: receive `sig` when `parent` dies, and
+/// if it already died, now. (The death signal fires when the thread that
+/// forked exits; the supervisor spawns from its main thread.)
+fn die_with_parent(sig: libc::c_int, parent: libc::pid_t) {
+    // SAFETY: prctl, getppid and raise are async-signal-safe.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, sig);
+        if libc::getppid() != parent {
+            libc::raise(sig);
+        }
+    }
 }
 
 fn signal_group(child: &Child, sig: libc::c_int) {

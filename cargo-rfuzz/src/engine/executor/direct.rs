@@ -436,6 +436,15 @@ impl Executor for DirectExecutor {
         u32::from_ne_bytes(self.seg.slice(off, 4).try_into().expect("4 bytes"))
     }
 
+    fn target_procs(&self) -> super::TargetProcs {
+        let h = self.header();
+        super::TargetProcs {
+            started: h.procs_started.load(Relaxed),
+            killed: h.procs_killed.load(Relaxed),
+            refused: h.procs_refused.load(Relaxed),
+        }
+    }
+
     fn describe(&self) -> String {
         self.describe.clone()
     }

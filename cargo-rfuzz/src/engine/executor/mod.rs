@@ -75,6 +75,17 @@ pub enum BatchStop {
 }
 
 /// Runs inputs through a target.
+/// Counts of the processes a target started (see the runtime's `contain`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetProcs {
+    /// Processes started.
+    pub started: u64,
+    /// Processes still running when their input ended, killed.
+    pub killed: u64,
+    /// Spawns refused at the `--max-procs` cap.
+    pub refused: u64,
+}
+
 pub trait Executor {
     /// Bytes of the coverage map the target uses.
     fn map_size(&self) -> usize;
@@ -112,6 +123,11 @@ pub trait Executor {
     fn path_hits(&self, hash: u64) -> u32;
     /// Short description for status lines ("direct persistent", ...).
     fn describe(&self) -> String;
+    /// Processes the target started, killed at the end of their input, and
+    /// refused under `--max-procs` (zero where the protocol does not say).
+    fn target_procs(&self) -> TargetProcs {
+        TargetProcs::default()
+    }
 }
 
 /// Which protocol a binary speaks, from the signatures its runtime embeds.

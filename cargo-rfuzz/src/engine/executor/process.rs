@@ -23,6 +23,8 @@ pub struct TargetCommand {
     /// Memory limit of the target in MiB: its data size (heap and private
     /// mappings; RLIMIT_DATA) and its largest single allocation.
     pub mem_limit_mb: Option<u64>,
+    /// Most processes the target may have running at once (`--max-procs`).
+    pub max_procs: Option<u64>,
     /// Let the target write to our stdout/stderr (debugging).
     pub show_output: bool,
 }
@@ -101,6 +103,9 @@ impl Forkserver {
         // Single allocations above the limit (2 GiB by default, as
         // libFuzzer's -malloc_limit_mb) are out-of-memory bugs.
         c.env(protocol::MALLOC_LIMIT_ENV_VAR, cmd.mem_limit_mb.unwrap_or(2048).to_string());
+        if let Some(n) = cmd.max_procs {
+            c.env(protocol::MAX_PROCS_ENV_VAR, n.to_string());
+        }
         c.envs(cmd.env.iter().map(|(k, v)| (k, v)));
         c.envs(env.iter().map(|(k, v)| (k, v)));
         c.stdin(stdin);
