@@ -1,7 +1,9 @@
 //! # cargo-rfuzz
 //!
 //! The `cargo rfuzz` binary's library: command-line interface ([`cli`]), the
-//! shipped runtime source ([`runtime_src`]) and exit codes ([`exit`]).
+//! shipped runtime source ([`runtime_src`]), exit codes ([`exit`]), one fuzzing
+//! instance ([`engine`]), many ([`supervisor`]), the sync directory ([`sync`]),
+//! what users see ([`report`]) and process-wide machinery ([`sys`]).
 
 pub mod cli;
 pub mod engine;
@@ -10,3 +12,4 @@ pub mod report;
 pub mod runtime_src;
 pub mod supervisor;
 pub mod sync;
+pub mod sys;

@@ -5,8 +5,9 @@ use super::common::FuzzingFlags;
 use super::{ProjectArgs, UsageError};
 use crate::engine::config::{Config, ExecutorChoice, Flavor, Role, UiMode};
 use crate::engine::executor::TargetCommand;
-use crate::engine::fuzzer::{self, shell_quote};
+use crate::engine::fuzzer;
 use crate::exit;
+use crate::sys::shell_quote;
 use anyhow::Result;
 use clap::Args;
 use std::ffi::OsString;
@@ -160,7 +161,8 @@ impl FuzzArgs {
         } else {
             UiMode::Screen
         };
-        let command_line = std::env::args().map(|a| shell_quote(&a)).collect::<Vec<_>>().join(" ");
+        // Arguments need not be UTF-8 (paths): never `std::env::args()`.
+        let command_line = std::env::args_os().map(|a| crate::sys::shell_quote_os(&a)).collect::<Vec<_>>().join(" ");
         Ok(Config {
             sync_dir,
             id,
@@ -201,7 +203,7 @@ impl FuzzArgs {
 pub fn run(args: FuzzArgs) -> Result<i32> {
     let resolved = resolve(args.target.as_deref(), args.binary.as_ref(), &args.project, &args.build, true)?;
     let cfg = args.config(&resolved)?;
-    fuzzer::install_stop_handlers();
+    crate::sys::signal::install_stop_handlers();
     let (id, dir, quiet) = (cfg.id.clone(), cfg.sync_dir.join(&cfg.id), cfg.ui == UiMode::Quiet);
     let outcome = fuzzer::run(cfg)?;
     if !quiet {

@@ -15,7 +15,6 @@ mod run;
 mod sync_remote;
 mod sync_status;
 
-use crate::exit;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -116,12 +115,7 @@ pub fn existing_sync_dir(output: Option<&Path>, target: Option<&str>, project: &
     Ok(dir)
 }
 
-/// A mistake in how the command was invoked (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-pub use crate::engine::TargetError;
+pub use crate::exit::{TargetError, UsageError};
 
 /// Absolute form of `p` (relative to the current directory), without
 /// resolving symlinks.
@@ -148,18 +142,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-/// Exit code for an error that ended the command.
+/// Exit code for an error that ended the command (see [`crate::exit`]).
 pub fn exit_code_for(err: &anyhow::Error) -> i32 {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<rfuzz_instrument::Error>() {
-            return match e {
-                rfuzz_instrument::Error::BuildFailed { .. } => exit::BUILD_FAILED,
-                _ => exit::USAGE,
-            };
-        }
-        if cause.downcast_ref::<TargetError>().is_some() {
-            return exit::TARGET_UNUSABLE;
-        }
-    }
-    exit::USAGE
+    crate::exit::code_for(err)
 }

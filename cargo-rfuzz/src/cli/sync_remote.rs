@@ -2,9 +2,9 @@
 //! hosts over ssh, every 30 minutes or once.
 
 use super::{ProjectArgs, UsageError};
-use crate::engine::fuzzer::{STOP, install_stop_handlers};
 use crate::exit;
 use crate::sync::remote::{self, HostOutcome, RoundOutcome, Settings, hosts, ssh::Ssh};
+use crate::sys::signal::{STOP, install_stop_handlers};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;

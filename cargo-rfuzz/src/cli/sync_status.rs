@@ -42,16 +42,16 @@ pub fn run(args: SyncStatusArgs) -> Result<i32> {
         print!("{}", dashboard::render(&st, &title(&st), &[]));
         return Ok(crate::exit::SUCCESS);
     }
-    crate::engine::fuzzer::install_stop_handlers();
+    crate::sys::signal::install_stop_handlers();
     let mut out = std::io::stdout();
-    while !crate::engine::fuzzer::STOP.load(std::sync::atomic::Ordering::Relaxed) {
+    while !crate::sys::signal::stop_requested() {
         let st = status::scan(&dir)?;
         let _ = execute!(out, cursor::MoveTo(0, 0), terminal::Clear(terminal::ClearType::All));
         print!("{}", dashboard::render(&st, &title(&st), &[]).replace('\n', "\r\n"));
         use std::io::Write;
         let _ = out.flush();
         for _ in 0..20 {
-            if crate::engine::fuzzer::STOP.load(std::sync::atomic::Ordering::Relaxed) {
+            if crate::sys::signal::stop_requested() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));

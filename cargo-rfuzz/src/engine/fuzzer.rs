@@ -21,30 +21,13 @@ use super::mutator::{self, Deterministic, Sources};
 use super::rng::Rng;
 use super::ui::Ui;
 use super::{TargetError, cmplog};
-use crate::cli::UsageError;
+use crate::exit::UsageError;
 use crate::report::InstanceStats;
 use crate::sync::import::Importer;
 use crate::sync::layout::{self, InstanceLock, LockError, Origin};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Set by SIGINT/SIGTERM: finish the current batch, write stats, exit.
-pub static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-/// Makes SIGINT, SIGTERM and SIGHUP request a clean stop.
-pub fn install_stop_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe.
-        unsafe { libc::signal(sig, on_stop_signal as *const () as libc::sighandler_t) };
-    }
-}
 
 /// Runs per calibration of a new entry (more when coverage varies).
 const CAL_CYCLES: usize = 8;
@@ -699,7 +682,7 @@ impl Fuzzer {
             let what = match kind {
                 ExitKind::Oom => "out of memory".to_string(),
                 ExitKind::Crash { signal, cause } => {
-                    let s = super::executor::process_signal_name(signal);
+                    let s = crate::sys::process::signal_name(signal);
                     match cause {
                         CrashCause::Panic => format!("panic, {s}"),
                         CrashCause::StackOverflow => format!("stack overflow, {s}"),
@@ -712,7 +695,7 @@ impl Fuzzer {
                 "rfuzz: {}: crash found ({what}), saved to {}\nReproduce with:\n\n    {}\n",
                 self.cfg.id,
                 path.display(),
-                self.cfg.repro_command.replace("{}", &shell_quote(&path.to_string_lossy()))
+                self.cfg.repro_command.replace("{}", &crate::sys::shell_quote(&path.to_string_lossy()))
             ));
         }
         self.new_crashes.push(path);
@@ -837,7 +820,7 @@ impl Fuzzer {
         let mut interrupted = false;
         loop {
             self.housekeeping()?;
-            if STOP.load(Ordering::Relaxed) {
+            if crate::sys::signal::stop_requested() {
                 interrupted = true;
                 break;
             }
@@ -874,7 +857,7 @@ impl Fuzzer {
     }
 
     fn stopping(&self) -> bool {
-        STOP.load(Ordering::Relaxed) || self.time_is_up()
+        crate::sys::signal::stop_requested() || self.time_is_up()
     }
 
     fn fuzz_one(&mut self, idx: usize) -> Result<()> {
@@ -1293,18 +1276,9 @@ fn unsafe_zeroed_rusage() -> libc::rusage {
     unsafe { std::mem::zeroed() }
 }
 
-/// Quotes a path for a shell command line when it needs it.
-pub fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:,+=@".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 /// Runs an instance to the end.
 pub fn run(cfg: Config) -> Result<Outcome> {
-    use super::executor::process::{become_subreaper, reap_orphans};
+    use crate::sys::process::{become_subreaper, reap_orphans};
     become_subreaper();
     let result = Fuzzer::setup(cfg).and_then(|mut f| {
         let r = f.fuzz();

@@ -14,8 +14,4 @@ pub mod rng;
 pub mod shm;
 pub mod ui;
 
-/// The target cannot be fuzzed (exit code 4): it crashes or hangs at
-/// start-up, speaks no forkserver protocol, or never runs its harness.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TargetError(pub String);
+pub use crate::exit::TargetError;

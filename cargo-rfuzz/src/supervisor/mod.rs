@@ -21,20 +21,14 @@ use crate::exit;
 use crate::report::dashboard;
 use crate::report::screen::Screen;
 use crate::sync::{layout, status};
+use crate::sys::process::{self, signal_group};
+use crate::sys::signal;
 use anyhow::{Context, Result};
 use std::ffi::OsString;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-/// Ctrl-C / SIGTERM count: the first stops gracefully, the second kills.
-static STOP_REQUESTS: AtomicU32 = AtomicU32::new(0);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP_REQUESTS.fetch_add(1, Ordering::Relaxed);
-}
 
 /// How long instances get to stop after SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(10);
@@ -87,19 +81,13 @@ struct Instance {
     exit: Option<i32>,
 }
 
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
-
 fn log_path(plan: &Plan, id: &str) -> PathBuf {
     plan.sync_dir.join(id).join("rfuzz.log")
 }
 
 /// Last non-empty lines of an instance's log.
 fn log_tail(plan: &Plan, id: &str, lines: usize) -> String {
-    let text = std::fs::read_to_string(log_path(plan, id)).unwrap_or_default();
-    let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).rev().take(lines).collect();
-    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    process::tail_lines(&process::read_tail(&log_path(plan, id), 64 << 10), lines)
 }
 
 fn spawn(plan: &Plan, inst: &InstancePlan) -> Result<Child> {
@@ -127,29 +115,11 @@ fn spawn(plan: &Plan, inst: &InstancePlan) -> Result<Child> {
             }
             // Should the supervisor die, even of SIGKILL, the instance stops
             // as on Ctrl-C (and stops its target's processes).
-            die_with_parent(libc::SIGTERM, supervisor);
+            process::die_with_parent(libc::SIGTERM, supervisor);
             Ok(())
         });
     }
     cmd.spawn().with_context(|| format!("failed to start instance {}", inst.id))
-}
-
-/// In a child between fork and exec: receive `sig` when `parent` dies, and
-/// if it already died, now. (The death signal fires when the thread that
-/// forked exits; the supervisor spawns from its main thread.)
-fn die_with_parent(sig: libc::c_int, parent: libc::pid_t) {
-    // SAFETY: prctl, getppid and raise are async-signal-safe.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, sig);
-        if libc::getppid() != parent {
-            libc::raise(sig);
-        }
-    }
-}
-
-fn signal_group(child: &Child, sig: libc::c_int) {
-    // SAFETY: signalling the process group we created for this child.
-    unsafe { libc::kill(-(child.id() as libc::pid_t), sig) };
 }
 
 /// The background `sync-remote`, with its log.
@@ -208,12 +178,8 @@ impl RemoteSync {
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
         signal_group(&child, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Ok(Some(_)) = process::wait_timeout(&mut child, Duration::from_secs(5)) {
+            return;
         }
         signal_group(&child, libc::SIGKILL);
         let _ = child.wait();
@@ -235,11 +201,9 @@ pub struct RunOutcome {
 
 /// Runs the plan to the end.
 pub fn run(plan: Plan) -> Result<RunOutcome> {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only increments an atomic.
-        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-    }
-    crate::engine::executor::process::become_subreaper();
+    // Ctrl-C / SIGTERM: the first stops gracefully, the second kills.
+    signal::install_stop_handlers();
+    process::become_subreaper();
     std::fs::create_dir_all(&plan.sync_dir)
         .with_context(|| format!("failed to create sync directory {}", plan.sync_dir.display()))?;
     let crashes_before = status::scan(&plan.sync_dir).map(|s| s.totals.saved_crashes).unwrap_or(0);
@@ -281,7 +245,7 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
 
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let requests = STOP_REQUESTS.load(Ordering::Relaxed);
+        let requests = signal::stop_requests();
         if requests > 0 && stopping_since.is_none() {
             interrupted = true;
         }
@@ -302,7 +266,7 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
             let Some(child) = &mut inst.child else { continue };
             let Some(status) = child.try_wait()? else { continue };
             inst.child = None;
-            let code = exit_code(status);
+            let code = process::exit_code(status);
             let ran = inst.started.elapsed();
             let finished_normally = matches!(code, 0 | 1) && plan.max_total_time.is_some_and(|t| start.elapsed() >= t);
             if stopping_since.is_some() || finished_normally || (plan.exit_on_crash && code == 1) {
@@ -318,7 +282,7 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
                 continue;
             }
             inst.quick_failures = if ran < STARTUP { inst.quick_failures + 1 } else { 0 };
-            let how = crate::engine::executor::process::describe_status(status);
+            let how = process::describe_status(status);
             if inst.quick_failures > MAX_QUICK_RESTARTS {
                 fatal = Some((
                     exit::TARGET_UNUSABLE,
@@ -350,7 +314,7 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
         {
             r.child = None;
             if stopping_since.is_none() {
-                let how = crate::engine::executor::process::describe_status(status);
+                let how = process::describe_status(status);
                 notice(&mut notices, &screen, format!("rfuzz: the remote sync {how}; see {}", r.log.display()));
             }
         }
@@ -358,7 +322,7 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
         // are re-parented to us: reap them.
         let mut live: Vec<i32> = instances.iter().filter_map(|i| i.child.as_ref().map(|c| c.id() as i32)).collect();
         live.extend(remote.as_ref().and_then(|r| r.child.as_ref()).map(|c| c.id() as i32));
-        crate::engine::executor::process::reap_orphans(&live);
+        process::reap_orphans(&live);
         if instances.iter().all(|i| i.child.is_none()) {
             break;
         }
@@ -438,7 +402,7 @@ fn report_crashes(plan: &Plan, st: &status::SyncStatus) -> u64 {
         let repro = plan.repro.iter().find(|(t, _)| *t == inst.stats.afl_banner).map(|(_, r)| r.as_str());
         for f in files {
             n += 1;
-            let path = crate::engine::fuzzer::shell_quote(&f.to_string_lossy());
+            let path = crate::sys::shell_quote(&f.to_string_lossy());
             eprintln!("crash: {}", f.display());
             if let Some(r) = repro {
                 eprintln!("  Reproduce with: {}", r.replace("{}", &path));

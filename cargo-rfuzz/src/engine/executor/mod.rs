@@ -15,7 +15,7 @@ pub mod afl;
 pub mod direct;
 pub mod process;
 
-pub use process::{TargetCommand, signal_name as process_signal_name};
+pub use process::TargetCommand;
 
 use anyhow::Result;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! Starting a target as a forkserver and talking to it over fds 198/199.
 
+use crate::sys::process;
 use rfuzz::protocol;
 use std::ffi::OsString;
 use std::fs::File;
@@ -64,21 +65,6 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 returned two fresh descriptors that we now own.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Name of a signal ("SIGSEGV"), or its number.
-pub fn signal_name(sig: i32) -> String {
-    nix::sys::signal::Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {sig}"))
-}
-
-/// Human description of a wait status.
-pub fn describe_status(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(s)) => format!("was killed by {}", signal_name(s)),
-        _ => status.to_string(),
-    }
 }
 
 impl Forkserver {
@@ -196,17 +182,9 @@ impl Forkserver {
     /// After the forkserver failed during start-up: how it ended and the
     /// tail of what it printed (when its stderr was captured).
     pub fn startup_failure(&mut self) -> String {
-        let deadline = Instant::now() + Duration::from_millis(500);
-        let mut status = None;
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                status = Some(s);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let status = process::wait_timeout(&mut self.child, Duration::from_millis(500)).ok().flatten();
         let how = match status {
-            Some(s) => describe_status(s),
+            Some(s) => process::describe_status(s),
             None => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
@@ -219,8 +197,8 @@ impl Forkserver {
             let _ = (&mut e).take(1 << 20).read_to_end(&mut buf);
             text = String::from_utf8_lossy(&buf).into_owned();
         }
-        let tail: Vec<&str> = text.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
-        if tail.is_empty() { how } else { format!("{how}; its last output:\n  {}", tail.join("\n  ")) }
+        let tail = process::tail_lines(&text, 12);
+        if tail.is_empty() { how } else { format!("{how}; its last output:\n  {}", tail.replace('\n', "\n  ")) }
     }
 
     /// Drops the captured stderr (after a successful handshake the runtime
@@ -235,38 +213,7 @@ impl Drop for Forkserver {
         // Closing the control pipe makes the forkserver kill and reap its
         // child and exit; only if it does not, kill it.
         self.ctl = None;
-        let deadline = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Makes this process the reaper of its orphaned descendants: a target's
-/// persistent child whose forkserver died is re-parented here instead of to
-/// an init that may never reap it (containers).
-pub fn become_subreaper() {
-    // SAFETY: prctl with an integer argument.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
-}
-
-/// Reaps exited children other than `keep` (orphans re-parented to us).
-pub fn reap_orphans(keep: &[i32]) {
-    let me = std::process::id();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) else { return };
-    for t in tasks.flatten() {
-        let Ok(children) = std::fs::read_to_string(t.path().join("children")) else { continue };
-        for pid in children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
-            if !keep.contains(&pid) {
-                // SAFETY: non-blocking wait on our own child.
-                unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-            }
-        }
+        let _ = process::wait_or_kill(&mut self.child, Duration::from_millis(500));
     }
 }
 

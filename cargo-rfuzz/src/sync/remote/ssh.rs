@@ -157,7 +157,7 @@ impl Ssh {
             let output = reader.join().expect("the ssh output reader panicked");
             (status, input, output, stopped)
         });
-        let stderr = read_tail(&err_path, 16 << 10);
+        let stderr = crate::sys::process::read_tail(&err_path, 16 << 10);
         let _ = std::fs::remove_file(&err_path);
         Ok(Finished { status: status.context("failed to wait for ssh")?, stderr, input, output, stopped })
     }
@@ -168,8 +168,8 @@ impl Ssh {
         c.arg("-O").arg("exit").arg("--").arg(host.destination());
         c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         if let Ok(mut child) = c.spawn() {
-            let never = AtomicBool::new(false);
-            let _ = wait_or_stop(&mut child, &never);
+            // Closing a master is local and quick; never wait on it for long.
+            let _ = crate::sys::process::wait_or_kill(&mut child, Duration::from_secs(10));
         }
     }
 }
@@ -187,18 +187,8 @@ fn wait_or_stop(child: &mut Child, stop: &AtomicBool) -> (std::io::Result<ExitSt
             stopped = true;
             let _ = child.kill();
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let _ = crate::sys::process::wait_timeout(child, Duration::from_millis(50));
     }
-}
-
-fn read_tail(path: &std::path::Path, max: u64) -> String {
-    use std::io::Seek;
-    let Ok(mut f) = std::fs::File::open(path) else { return String::new() };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(std::io::SeekFrom::Start(len.saturating_sub(max)));
-    let mut buf = Vec::new();
-    let _ = f.take(max).read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Writes `data` to stdin and closes it.
