@@ -11,6 +11,19 @@ use std::os::raw::c_int;
 /// (AFL++ protocol; the direct protocol lets the engine decide).
 const AFL_PERSISTENT_ITERATIONS: u32 = 10_000;
 
+/// The forkserver forks a copy of the thread that calls it only: threads the
+/// user's `init` started keep running in the forkserver, not in the children
+/// that run inputs. Legal, but rarely what was meant: say so once.
+fn warn_about_threads() {
+    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1);
+    if threads > 1 {
+        eprintln!(
+            "rfuzz: warning: the target's init started {} thread(s); they run in the forkserver only, not in the processes that run inputs (start per-input threads in the harness)",
+            threads - 1
+        );
+    }
+}
+
 fn exit_now(code: c_int) -> ! {
     // SAFETY: _exit never returns and skips atexit handlers, which is what a
     // forkserver wants when its fuzzer is gone.
@@ -31,8 +44,9 @@ fn fork_child(forkserver: libc::pid_t) -> libc::pid_t {
 
 /// Where an AFL++ child gets its test case.
 enum AflInput {
-    /// `__AFL_SHM_FUZZ_ID`: a `u32` length followed by the bytes.
-    SharedMemory(*const u8),
+    /// `__AFL_SHM_FUZZ_ID`: a `u32` length followed by the bytes; the
+    /// segment's start and how many bytes of data it can hold.
+    SharedMemory(*const u8, usize),
     /// A file named on the command line (`@@`).
     File(std::ffi::OsString),
     /// Standard input, rewound before every read.
@@ -43,11 +57,12 @@ impl AflInput {
     fn read(&self, buf: &mut Vec<u8>) -> bool {
         buf.clear();
         match self {
-            AflInput::SharedMemory(p) => {
-                // SAFETY: the segment holds a u32 length then MAX_FILE bytes;
-                // the length is clamped to that capacity.
+            AflInput::SharedMemory(p, capacity) => {
+                // SAFETY: the segment holds a u32 length then `capacity`
+                // bytes (its attached size minus the header); the length the
+                // fuzzer wrote is clamped to that and to MAX_FILE.
                 unsafe {
-                    let len = (p.cast::<u32>().read_unaligned() as usize).min(afl::MAX_FILE);
+                    let len = (p.cast::<u32>().read_unaligned() as usize).min(afl::MAX_FILE).min(*capacity);
                     buf.extend_from_slice(core::slice::from_raw_parts(p.add(afl::SHMEM_FUZZ_HDR_SIZE), len));
                 }
                 true
@@ -91,7 +106,13 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
         exit_now(1);
     }
     let shm_input = match shm::attach_env(protocol::SHM_FUZZ_ENV_VAR) {
-        Some(Some(seg)) => Some(seg.ptr as *const u8),
+        Some(Some(seg)) if seg.size > afl::SHMEM_FUZZ_HDR_SIZE => {
+            Some((seg.ptr as *const u8, seg.size - afl::SHMEM_FUZZ_HDR_SIZE))
+        }
+        Some(Some(_)) => {
+            write_u32(STATUS_FD, afl::ERROR | afl::ERROR_SHM_OPEN);
+            exit_now(1);
+        }
         Some(None) => {
             write_u32(STATUS_FD, afl::ERROR | afl::ERROR_SHM_OPEN);
             exit_now(1);
@@ -124,6 +145,7 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
     contain::enter_forkserver();
+    warn_about_threads();
     let mut child: libc::pid_t = 0;
     let mut child_stopped = false;
     loop {
@@ -159,7 +181,8 @@ pub fn serve_afl(harness: fn(&[u8])) -> ! {
                     libc::close(STATUS_FD);
                 }
                 let input = if use_shm_input {
-                    AflInput::SharedMemory(shm_input.expect("checked above"))
+                    let (p, capacity) = shm_input.expect("checked above");
+                    AflInput::SharedMemory(p, capacity)
                 } else {
                     match std::env::args_os().nth(1) {
                         Some(path) => AflInput::File(path),
@@ -207,6 +230,7 @@ fn afl_child(harness: fn(&[u8]), input: AflInput, persistent: bool) -> ! {
 
 /// Direct forkserver for the `cargo rfuzz` engine.
 pub fn serve_direct(harness: fn(&[u8])) -> ! {
+    warn_about_threads();
     let map_size = sancov::map_size() as u32;
     let mut hello = [0u8; 16];
     for (i, w) in [direct::HELLO, direct::VERSION, map_size, direct::HELLO_FLAG_CMP].iter().enumerate() {
@@ -290,7 +314,7 @@ fn direct_child(harness: fn(&[u8]), header: &direct::Header, base: *mut u8, layo
     // aligned, and the segment stays attached for the life of the process.
     let (virgin, table, data) = unsafe {
         (
-            core::slice::from_raw_parts(base.add(layout.virgin_off) as *const u64, words),
+            core::slice::from_raw_parts(base.add(layout.virgin_off) as *const core::sync::atomic::AtomicU64, words),
             core::slice::from_raw_parts(base.add(layout.table_off) as *const direct::Entry, layout.table_cap),
             base.add(layout.data_off) as *const u8,
         )

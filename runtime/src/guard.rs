@@ -171,16 +171,24 @@ extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void
     // The run's coverage, for the fuzzer's crash de-duplication.
     crate::sancov::copy_to_shared();
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
+    // SI_USER, SI_QUEUE, SI_TKILL (<= 0): sent by a process (`kill -SEGV`),
+    // not raised by an instruction, so returning would not fault again.
+    let sent = code <= 0;
     let low = STACK_LOW.load(Relaxed);
-    if low != 0 && addr < low + 4096 && addr + GUARD_SPAN >= low {
+    if !sent && low != 0 && addr < low + 4096 && addr + GUARD_SPAN >= low {
         crate::record_exit_reason(direct::EXIT_STACK_OVERFLOW);
         write_stderr(b"rfuzz: stack overflow (the input makes the code recurse too deeply)\n");
     }
     // Die of the original signal: restore the default action and return, so
-    // the faulting instruction runs again.
-    // SAFETY: resetting a signal disposition is async-signal-safe.
-    unsafe { libc::signal(sig, libc::SIG_DFL) };
+    // the faulting instruction runs again; a sent signal is raised again.
+    // SAFETY: resetting a signal disposition and raising are async-signal-safe.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        if sent {
+            libc::raise(sig);
+        }
+    }
 }
 
 /// Aborts and other fatal signals: publish the run's coverage, then die of

@@ -161,7 +161,11 @@ fn bucket_word(w: u64) -> u64 {
 /// them with the fuzzer's virgin map (indexed like the shared map): returns
 /// whether any bucket bit is still virgin, and the path hash of the
 /// classified map (the same hash the fuzzer computes on the shared map).
-pub fn scan(virgin: &[u64]) -> (bool, u64) {
+///
+/// The virgin map lives in memory the fuzzer rewrites between batches, so it
+/// is read through atomics (a relaxed load is a plain load on every target we
+/// run on) rather than a `&[u64]` whose contents must not change.
+pub fn scan(virgin: &[core::sync::atomic::AtomicU64]) -> (bool, u64) {
     let layout = layout();
     let mut new = false;
     let mut hasher = crate::protocol::PathHasher::new(layout.map_size);
@@ -171,8 +175,8 @@ pub fn scan(virgin: &[u64]) -> (bool, u64) {
         let mut visit = |i: usize, w: u64| {
             if w != 0 {
                 let b = bucket_word(w);
-                if let Some(&v) = virgin.get(base_word + i) {
-                    new |= b & v != 0;
+                if let Some(v) = virgin.get(base_word + i) {
+                    new |= b & v.load(core::sync::atomic::Ordering::Relaxed) != 0;
                 }
                 hasher.word(base_word + i, b);
             }

@@ -139,3 +139,70 @@ pub fn afl_fuzz() -> Option<PathBuf> {
     found.sort();
     found.pop()
 }
+
+/// Marks the processes one test starts: a variable in their environment,
+/// unique to the test, that every descendant inherits (cargo-rfuzz passes
+/// its environment on to instances, targets and what targets start). Checks
+/// for leftover processes then see only this test's, however many other
+/// tests run the same binaries at the same time.
+pub struct ProcessMarker {
+    value: String,
+}
+
+impl ProcessMarker {
+    /// The environment variable that carries markers.
+    pub const VAR: &'static str = "RFUZZ_TEST_PROCESS_MARKER";
+
+    /// A marker unique to this test process and `test`.
+    pub fn new(test: &str) -> ProcessMarker {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        ProcessMarker { value: format!("{test}-{}-{nanos}", std::process::id()) }
+    }
+
+    /// Marks `cmd` and everything it starts.
+    pub fn mark<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env(Self::VAR, &self.value)
+    }
+
+    /// Live (not zombie) marked processes, with their command names.
+    pub fn processes(&self) -> Vec<(u32, String)> {
+        let needle = format!("{}={}\0", Self::VAR, self.value).into_bytes();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
+            if !env.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // "pid (comm) S ...": a zombie is dead, only not reaped yet.
+            if stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()) == Some('Z') {
+                continue;
+            }
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default().trim().to_string();
+            out.push((pid, comm));
+        }
+        out
+    }
+
+    /// Waits up to `limit` for every marked process to end; otherwise kills
+    /// the survivors (so they do not disturb other tests) and fails, naming
+    /// them.
+    pub fn assert_all_gone(&self, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = self.processes();
+            if left.is_empty() {
+                return;
+            }
+            if std::time::Instant::now() > deadline {
+                for (pid, _) in &left {
+                    // SAFETY: signalling processes this test started.
+                    unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+                }
+                panic!("processes started by this test outlived it: {left:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}

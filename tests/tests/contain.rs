@@ -11,59 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MARKER_VAR: &str = "RFUZZ_CONTAIN_TEST_MARKER";
-
-fn marker(test: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{test}-{}-{nanos}", std::process::id())
-}
-
-/// Live (not zombie) processes whose environment holds our marker, with
-/// their command names.
-fn marked_processes(marker: &str) -> Vec<(u32, String)> {
-    let needle = format!("{MARKER_VAR}={marker}\0").into_bytes();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
-        if !env.windows(needle.len()).any(|w| w == needle.as_slice()) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        // "pid (comm) S ...": a zombie is already dead, only not yet reaped.
-        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
-        if state == Some('Z') {
-            continue;
-        }
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default().trim().to_string();
-        out.push((pid, comm));
-    }
-    out
-}
-
-fn sleeps(marker: &str) -> usize {
-    marked_processes(marker).iter().filter(|(_, c)| c == "sleep").count()
-}
-
-/// Waits up to `limit` for every marked process to end; fails with the
-/// survivors otherwise.
-fn assert_all_gone(marker: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = marked_processes(marker);
-        if left.is_empty() {
-            return;
-        }
-        if Instant::now() > deadline {
-            // Do not leave them behind for the next test either.
-            for (pid, _) in &left {
-                // SAFETY: signalling processes this test started.
-                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
-            }
-            panic!("processes started by the run outlived it: {left:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn sleeps(marker: &ProcessMarker) -> usize {
+    marker.processes().iter().filter(|(_, c)| c == "sleep").count()
 }
 
 fn stat(dir: &Path, key: &str) -> Option<u64> {
@@ -74,7 +23,7 @@ fn stat(dir: &Path, key: &str) -> Option<u64> {
     })
 }
 
-fn forker_run(scratch: &Scratch, marker: &str, max_total_time: u64) -> Command {
+fn forker_run(scratch: &Scratch, marker: &ProcessMarker, max_total_time: u64) -> Command {
     planted_binary("forker");
     let seeds = scratch.path().join("seeds");
     std::fs::create_dir_all(&seeds).unwrap();
@@ -88,8 +37,8 @@ fn forker_run(scratch: &Scratch, marker: &str, max_total_time: u64) -> Command {
         .arg(scratch.path().join("sync"))
         .arg("-i")
         .arg(&seeds)
-        .env(MARKER_VAR, marker)
         .current_dir(planted_dir());
+    marker.mark(&mut c);
     c
 }
 
@@ -115,7 +64,7 @@ fn wait_for_spawns(sync: &Path, child: &mut Child) {
 #[test]
 fn a_bounded_run_leaves_no_process_the_target_started() {
     let scratch = Scratch::new();
-    let marker = marker("bounded");
+    let marker = ProcessMarker::new("bounded");
     let log = scratch.path().join("run.log");
     let mut child = spawn_logged(&mut forker_run(&scratch, &marker, 20), &log);
     let sync = scratch.path().join("sync");
@@ -130,7 +79,7 @@ fn a_bounded_run_leaves_no_process_the_target_started() {
     let status = child.wait().unwrap();
     eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
     assert_eq!(status.code(), Some(0), "a crash-free bounded run exits 0");
-    assert_all_gone(&marker, Duration::from_secs(10));
+    marker.assert_all_gone(Duration::from_secs(10));
     for id in ["main", "s01"] {
         let dir = sync.join(id);
         let started = stat(&dir, "target_procs").unwrap();
@@ -148,33 +97,33 @@ fn a_bounded_run_leaves_no_process_the_target_started() {
 #[test]
 fn ctrl_c_of_run_leaves_no_process_the_target_started() {
     let scratch = Scratch::new();
-    let marker = marker("sigint");
+    let marker = ProcessMarker::new("sigint");
     let mut child = spawn_logged(&mut forker_run(&scratch, &marker, 300), &scratch.path().join("run.log"));
     wait_for_spawns(&scratch.path().join("sync"), &mut child);
     // SAFETY: signalling the child we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "an interrupted run exits 130");
-    assert_all_gone(&marker, Duration::from_secs(10));
+    marker.assert_all_gone(Duration::from_secs(10));
 }
 
 #[test]
 fn sigkill_of_run_leaves_no_process_the_target_started() {
     let scratch = Scratch::new();
-    let marker = marker("sigkill");
+    let marker = ProcessMarker::new("sigkill");
     let mut child = spawn_logged(&mut forker_run(&scratch, &marker, 300), &scratch.path().join("run.log"));
     wait_for_spawns(&scratch.path().join("sync"), &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     // The instances get SIGTERM when the supervisor dies and stop as on
     // Ctrl-C; their targets' processes go with them.
-    assert_all_gone(&marker, Duration::from_secs(20));
+    marker.assert_all_gone(Duration::from_secs(20));
 }
 
 #[test]
 fn max_procs_caps_the_processes_a_target_runs_at_once() {
     let scratch = Scratch::new();
-    let marker = marker("cap");
+    let marker = ProcessMarker::new("cap");
     let sync = scratch.path().join("sync");
     let mut c = forker_run(&scratch, &marker, 300);
     c.args(["--max-procs", "2"]);
@@ -196,5 +145,5 @@ fn max_procs_caps_the_processes_a_target_runs_at_once() {
     for id in ["main", "s01"] {
         assert_eq!(stat(&sync.join(id), "saved_crashes"), Some(0), "{id} saved no crash");
     }
-    assert_all_gone(&marker, Duration::from_secs(10));
+    marker.assert_all_gone(Duration::from_secs(10));
 }

@@ -157,19 +157,12 @@ fn output_directory_has_the_afl_layout_and_consistent_stats() {
     assert_eq!(ids, (0..queue.len() as u32).collect::<Vec<_>>());
 }
 
-fn processes_running(binary: &Path) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|exe| exe == binary))
-        .count()
-}
-
 #[test]
 fn sigkill_and_restart_resumes_the_same_queue() {
     let scratch = Scratch::new();
     let out = scratch.path().join("sync");
-    let mut child = fuzz("pairs", &out).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let marker = ProcessMarker::new("sigkill-restart");
+    let mut child = marker.mark(&mut fuzz("pairs", &out)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let queue = out.join("main/queue");
     let deadline = Instant::now() + Duration::from_secs(30);
     while (!queue.exists() || entries(&queue).len() < 20) && Instant::now() < deadline {
@@ -179,8 +172,8 @@ fn sigkill_and_restart_resumes_the_same_queue() {
     child.wait().unwrap();
     let before = entries(&queue);
     assert!(before.len() >= 20);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(processes_running(&planted_binary("pairs")), 0, "no target process outlives a killed fuzzer");
+    // No target process outlives a killed fuzzer.
+    marker.assert_all_gone(Duration::from_secs(10));
 
     let o = output(fuzz("pairs", &out).args(["--max-total-time", "3"]));
     assert_eq!(o.status.code(), Some(0));
@@ -350,4 +343,27 @@ fn partial_progress_alone_reaches_32_and_64_bit_magic_values() {
         ]));
         assert_eq!(o.status.code(), Some(1), "{target}: found by progress feedback");
     }
+}
+
+#[test]
+fn non_utf8_arguments_are_fuzzed_not_a_panic() {
+    // Regression: the recorded command line was built from
+    // `std::env::args()`, which panics on an argument that is not UTF-8
+    // (under `run`, every instance then died and the run gave up).
+    use std::os::unix::ffi::OsStrExt;
+    let scratch = Scratch::new();
+    let out = scratch.path().join(std::ffi::OsStr::from_bytes(b"sync-\xff\xfe"));
+    let o = output(fuzz("pairs", &out).args(["--max-total-time", "2"]));
+    assert_eq!(o.status.code(), Some(0));
+    let s = stats(&out.join("main"));
+    assert!(s["execs_done"].parse::<u64>().unwrap() > 0);
+    assert!(s["command_line"].contains("sync-"), "{}", s["command_line"]);
+
+    let o = output(
+        rfuzz_cmd()
+            .args(["run", "pairs", "-j", "1", "--no-ui", "--max-total-time", "2", "-o"])
+            .arg(scratch.path().join(std::ffi::OsStr::from_bytes(b"run-\xff")))
+            .current_dir(planted_dir()),
+    );
+    assert_eq!(o.status.code(), Some(0), "a run whose sync dir is not UTF-8 fuzzes");
 }

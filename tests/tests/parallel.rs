@@ -124,15 +124,6 @@ fn sync_status_reports_a_dead_instance() {
     assert!(String::from_utf8_lossy(&text.stdout).contains("dead"));
 }
 
-fn processes_with_exe(binary: &Path) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|exe| exe == binary))
-        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
-        .collect()
-}
-
 /// Start time of a process (field 22 of /proc/PID/stat), to tell a process
 /// from a later one that reused its pid.
 fn start_time(pid: u32) -> Option<u64> {
@@ -153,12 +144,12 @@ fn shm_segments_created_by(pids: &BTreeSet<u32>) -> usize {
 fn ctrl_c_leaves_no_process_and_no_shared_memory_behind() {
     let scratch = Scratch::new();
     let out = scratch.path().join("sync");
-    let mut run = spawn_quiet(run_cmd(&["trivial"], &out).args(["-j", "2"]), &scratch.path().join("log"));
+    let marker = ProcessMarker::new("ctrl-c");
+    let mut run = spawn_quiet(marker.mark(run_cmd(&["trivial"], &out).args(["-j", "2"])), &scratch.path().join("log"));
     wait_for("both instances", Duration::from_secs(30), || {
         stats_pid(&out.join("main")).is_some() && stats_pid(&out.join("s01")).is_some()
     });
-    let binary = planted_binary("trivial");
-    let mut pids: BTreeSet<u32> = processes_with_exe(&binary).into_iter().collect();
+    let mut pids: BTreeSet<u32> = marker.processes().into_iter().map(|(p, _)| p).collect();
     pids.extend(["main", "s01"].iter().filter_map(|i| stats_pid(&out.join(i))));
     assert!(pids.len() >= 4, "instances and their targets run: {pids:?}");
     let started: Vec<(u32, Option<u64>)> = pids.iter().map(|&p| (p, start_time(p))).collect();
@@ -168,8 +159,7 @@ fn ctrl_c_leaves_no_process_and_no_shared_memory_behind() {
     let status = run.wait().unwrap();
     assert!(start.elapsed() < Duration::from_secs(15));
     assert_eq!(status.code(), Some(130));
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(processes_with_exe(&binary).is_empty(), "no target process left");
+    marker.assert_all_gone(Duration::from_secs(10));
     for (p, t) in started {
         assert!(t.is_none() || start_time(p) != t, "process {p} left behind");
     }

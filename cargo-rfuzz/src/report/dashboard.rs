@@ -1,7 +1,7 @@
 //! The multi-instance view: the live dashboard of `run` and the text output
 //! of `sync-status`, both pure functions of a [`SyncStatus`].
 
-use super::{ago, count, duration};
+use super::{ago, count, cut, duration};
 use crate::sync::status::SyncStatus;
 
 /// A table with a row per instance and a totals row.
@@ -32,10 +32,10 @@ pub fn render(status: &SyncStatus, title: &str, notices: &[String]) -> String {
     out.push('\n');
     for i in &status.instances {
         let s = &i.stats;
-        let mut target = s.afl_banner.clone();
-        target.truncate(14);
-        let mut host = s.host.clone();
-        host.truncate(12);
+        // Banners and host names come from other fuzzers and machines: cut
+        // by characters, never at a byte index.
+        let target = cut(&s.afl_banner, 14);
+        let host = cut(&s.host, 12);
         // Whether an instance on another host runs cannot be seen from here
         // (a copy made by sync-remote carries only its queue).
         let state = match (i.alive, i.remote) {
@@ -178,5 +178,21 @@ mod tests {
     #[test]
     fn summary_line_snapshot() {
         insta::assert_snapshot!(summary_line(&sample(), 65));
+    }
+
+    #[test]
+    fn multi_byte_banners_and_host_names_do_not_panic() {
+        // Regression: names were cut with String::truncate at a byte index,
+        // which panics inside a multi-byte character (an AFL++ -T banner,
+        // a remote host's name).
+        let mut st = sample();
+        let mut other = inst("ünï", true, 10.0, 5, 0);
+        other.remote = true;
+        other.stats.afl_banner = "パーサー_ファズ_ターゲット".into();
+        other.stats.host = "hôte-ßéèçàù-über".into();
+        st.instances.push(other);
+        let text = render(&st, "title", &[]);
+        assert!(text.contains("パーサー_ファズ_ターゲ"), "{text}");
+        assert!(text.contains("hôte-ßéèçàù-"), "{text}");
     }
 }

@@ -4,4 +4,5 @@
 pub mod import;
 pub mod layout;
 pub mod remote;
+pub mod stats;
 pub mod status;

@@ -3,7 +3,7 @@
 //! dashboard of `run`.
 
 use super::layout::{self, InstanceLock};
-use crate::report::InstanceStats;
+use super::stats::InstanceStats;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 

@@ -158,6 +158,10 @@ impl DirectExecutor {
             ));
         }
         if !cmd.show_output {
+            // Shown once, in the instance's output (its log under `run`).
+            for w in exec.fs.startup_warnings() {
+                eprintln!("{w}");
+            }
             exec.fs.release_stderr();
         }
         Ok(exec)

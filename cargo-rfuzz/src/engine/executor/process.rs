@@ -201,6 +201,33 @@ impl Forkserver {
         if tail.is_empty() { how } else { format!("{how}; its last output:\n  {}", tail.replace('\n', "\n  ")) }
     }
 
+    /// Warnings the runtime printed during start-up (lines starting with
+    /// `rfuzz: warning:`), read without blocking from the captured stderr.
+    pub fn startup_warnings(&mut self) -> Vec<String> {
+        let Some(e) = &mut self.stderr else { return Vec::new() };
+        let fd = e.as_raw_fd();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut len = 0;
+        // SAFETY: a non-blocking read into our buffer from our pipe end.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+            while len < buf.len() {
+                let n = libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len);
+                if n <= 0 {
+                    break;
+                }
+                len += n as usize;
+            }
+            libc::fcntl(fd, libc::F_SETFL, flags);
+        }
+        String::from_utf8_lossy(&buf[..len])
+            .lines()
+            .filter(|l| l.starts_with("rfuzz: warning:"))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Drops the captured stderr (after a successful handshake the runtime
     /// points its stderr at /dev/null).
     pub fn release_stderr(&mut self) {
