@@ -17,9 +17,14 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `pub const NAME: &[(&str, &str)]` with the manifest and sources of `dir`.
-fn embed(name: &str, dir: &Path, code: &mut String) {
-    let mut files = vec![PathBuf::from("Cargo.toml")];
+/// `pub const NAME: &[(&str, &str)]` with the manifest (read from
+/// `manifest`, embedded as `Cargo.toml`), the build script if any, and the
+/// sources of `dir`.
+fn embed(name: &str, dir: &Path, manifest: &str, code: &mut String) {
+    let mut files = vec![PathBuf::from(manifest)];
+    if dir.join("build.rs").is_file() {
+        files.push(PathBuf::from("build.rs"));
+    }
     collect(&dir.join("src"), dir, &mut files);
     code.push_str(&format!(
         "/// Files of a crate: (relative path, contents).\npub const {name}: &[(&str, &str)] = &[\n"
@@ -27,23 +32,22 @@ fn embed(name: &str, dir: &Path, code: &mut String) {
     for f in &files {
         let abs = dir.join(f).canonicalize().unwrap();
         println!("cargo:rerun-if-changed={}", abs.display());
-        code.push_str(&format!("    ({:?}, include_str!({:?})),\n", f.to_string_lossy(), abs.to_string_lossy()));
+        let as_name = if f.as_os_str() == manifest { "Cargo.toml".into() } else { f.to_string_lossy() };
+        code.push_str(&format!("    ({as_name:?}, include_str!({:?})),\n", abs.to_string_lossy()));
     }
     code.push_str("];\n");
     println!("cargo:rerun-if-changed={}", dir.join("src").display());
 }
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    // In the repository the runtime sits beside this crate; a packaged
-    // cargo-rfuzz carries a copy in runtime-src/.
-    let runtime = [manifest_dir.join("../runtime"), manifest_dir.join("runtime-src")]
-        .into_iter()
-        .find(|p| p.join("Cargo.toml").is_file())
-        .expect("runtime source not found (../runtime or runtime-src/)");
+    // The `rfuzz` dependency's build script names its source directory: the
+    // repository's runtime/, or the published crate's unpacked source.
+    let runtime =
+        PathBuf::from(std::env::var("DEP_RFUZZ_SRC").expect("the rfuzz dependency's build script sets DEP_RFUZZ_SRC"));
+    println!("cargo:rerun-if-env-changed=DEP_RFUZZ_SRC");
     let mut code = String::new();
-    embed("RUNTIME_FILES", &runtime, &mut code);
-    embed("LIBFUZZER_SYS_FILES", &runtime.join("libfuzzer-sys-shim"), &mut code);
+    embed("RUNTIME_FILES", &runtime, "Cargo.toml", &mut code);
+    embed("LIBFUZZER_SYS_FILES", &runtime.join("libfuzzer-sys-shim"), "Cargo.toml.in", &mut code);
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("runtime_files.rs");
     std::fs::write(out, code).unwrap();
 }

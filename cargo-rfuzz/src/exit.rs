@@ -33,12 +33,21 @@ pub struct UsageError(pub String);
 #[error("{0}")]
 pub struct TargetError(pub String);
 
+/// Stopped by Ctrl-C / SIGTERM before the work was done (exit code
+/// [`INTERRUPTED`]).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: {0}")]
+pub struct Interrupted(pub String);
+
 /// Exit code for an error that ended the command.
 pub fn code_for(err: &anyhow::Error) -> i32 {
     use std::io::ErrorKind;
     for cause in err.chain() {
         if cause.downcast_ref::<UsageError>().is_some() {
             return USAGE;
+        }
+        if cause.downcast_ref::<Interrupted>().is_some() {
+            return INTERRUPTED;
         }
         if let Some(e) = cause.downcast_ref::<rfuzz_instrument::Error>() {
             return match e {

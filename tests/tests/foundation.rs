@@ -282,3 +282,48 @@ fn a_cargo_fuzz_project_builds_and_fuzzes_unchanged() {
     );
     assert_eq!(o.status.code(), Some(1), "fuzzing the cargo-fuzz target finds its bug");
 }
+
+#[test]
+fn ctrl_c_during_a_build_puts_a_cargo_fuzz_lock_file_back() {
+    // Regression: Ctrl-C killed cargo-rfuzz during the build, before it put
+    // back the Cargo.lock it had edited for the build's duration.
+    use std::os::unix::process::CommandExt;
+    let scratch = Scratch::new();
+    let krate = scratch.new_lib_crate("interrupted");
+    scratch.write(
+        "interrupted/fuzz/Cargo.toml",
+        "[package]\nname = \"interrupted-fuzz\"\nversion = \"0.0.0\"\npublish = false\nedition = \"2021\"\n\n\
+         [package.metadata]\ncargo-fuzz = true\n\n[dependencies]\nlibfuzzer-sys = \"0.4\"\n\n\
+         [dependencies.interrupted]\npath = \"..\"\n\n[[bin]]\nname = \"fuzz_target_1\"\npath = \"fuzz_targets/fuzz_target_1.rs\"\n\
+         test = false\ndoc = false\nbench = false\n",
+    );
+    scratch.write(
+        "interrupted/fuzz/fuzz_targets/fuzz_target_1.rs",
+        "#![no_main]\nuse libfuzzer_sys::fuzz_target;\nfuzz_target!(|data: &[u8]| { let _ = data; });\n",
+    );
+    assert!(output(Command::new("cargo").arg("generate-lockfile").current_dir(krate.join("fuzz"))).status.success());
+    let lock_path = krate.join("fuzz/Cargo.lock");
+    let lock = std::fs::read(&lock_path).unwrap();
+    // In a process group of its own, like a shell job: Ctrl-C reaches
+    // cargo-rfuzz and the cargo it runs.
+    let mut child = rfuzz_cmd()
+        .arg("build")
+        .current_dir(&krate)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // The build has edited the lock (the registry libfuzzer-sys is taken out).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read(&lock_path).unwrap_or_default() == lock {
+        assert!(child.try_wait().unwrap().is_none(), "the build ended before it edited the lock");
+        assert!(std::time::Instant::now() < deadline, "the build never edited the lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling the process group we created.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "an interrupted build exits 130");
+    assert!(std::fs::read(&lock_path).unwrap() == lock, "the lock file is back as it was");
+}

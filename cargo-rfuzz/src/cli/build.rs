@@ -57,25 +57,55 @@ pub struct BuildArgs {
     pub build: BuildFlags,
 }
 
-/// Edge count of a built binary, asked from its runtime (`RFUZZ_INFO=1`).
-pub fn guard_count(binary: &std::path::Path) -> Option<u32> {
-    let out = std::process::Command::new(binary)
+/// How long the edge-count probe may take: an rfuzz binary answers at once.
+const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Edge count of a built binary, asked from its runtime (`RFUZZ_INFO=1`);
+/// `None` when it prints none. A binary that does not answer within
+/// [`PROBE_LIMIT`] (one that starts fuzzing or serving instead, such as a
+/// real libFuzzer build) is killed with its process group and reported.
+pub fn guard_count(binary: &std::path::Path) -> Result<Option<u32>> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(binary)
         .env(rfuzz::protocol::INFO_ENV_VAR, "1")
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("guards: ").and_then(|n| n.trim().parse().ok()))
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("failed to run {}", binary.display()))?;
+    let Some(_) = crate::sys::process::wait_timeout(&mut child, PROBE_LIMIT)? else {
+        crate::sys::process::signal_group(&child, libc::SIGKILL);
+        let _ = child.wait();
+        anyhow::bail!(crate::exit::TargetError(format!(
+            "{} did not answer the edge-count probe (RFUZZ_INFO=1) within {} s: it is not an rfuzz binary (built against the real libFuzzer?)",
+            binary.display(),
+            PROBE_LIMIT.as_secs()
+        )));
+    };
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.by_ref().take(1 << 16).read_to_string(&mut text);
+    }
+    Ok(text.lines().find_map(|l| l.strip_prefix("guards: ").and_then(|n| n.trim().parse().ok())))
 }
 
 /// Builds `targets` of `project`, reporting each on stderr.
+///
+/// Ctrl-C during the build stops cargo (it is in our process group) but not
+/// us: the project's files that the build changed for its duration (a
+/// cargo-fuzz project's `Cargo.lock`) are put back before we exit.
 pub fn build_targets(project: &FuzzProject, targets: &[String], flags: &BuildFlags, quiet: bool) -> Result<Vec<Built>> {
     let opts = flags.options(quiet)?;
-    let built = rfuzz_instrument::build(project, targets, &opts)?;
+    crate::sys::signal::install_stop_handlers();
+    let result = rfuzz_instrument::build(project, targets, &opts);
+    if crate::sys::signal::stop_requested() {
+        anyhow::bail!(crate::exit::Interrupted("the build was stopped".into()));
+    }
+    let built = result?;
     for b in &built {
-        match guard_count(&b.binary) {
+        match guard_count(&b.binary)? {
             Some(n) => eprintln!("       Built {} ({n} instrumented edges)", b.target),
             None => eprintln!("       Built {}", b.target),
         }

@@ -16,9 +16,10 @@ pub struct CiWorkflowArgs {
     /// Fuzz project directory, relative to the repository root.
     #[arg(long = "fuzz-path", default_value = "fuzz")]
     pub fuzz_path: String,
-    /// Where `cargo install --git` gets cargo-rfuzz from.
-    #[arg(long, default_value = "https://github.com/rfuzz/cargo-rfuzz")]
-    pub repo: String,
+    /// Install cargo-rfuzz from this git repository instead of crates.io
+    /// (e.g. a fork).
+    #[arg(long, value_name = "URL")]
+    pub repo: Option<String>,
 }
 
 /// The workflow text for these options.
@@ -26,7 +27,7 @@ pub fn render(args: &CiWorkflowArgs) -> String {
     TEMPLATE
         .replace("@@SECONDS@@", &args.seconds.to_string())
         .replace("@@FUZZ_DIR@@", &args.fuzz_path)
-        .replace("@@REPO@@", &args.repo)
+        .replace("@@INSTALL_FROM@@", &args.repo.as_ref().map(|r| format!("--git {r} ")).unwrap_or_default())
 }
 
 /// Runs `cargo rfuzz ci-workflow`.
@@ -41,8 +42,11 @@ mod tests {
 
     #[test]
     fn every_placeholder_is_filled() {
-        let text = render(&CiWorkflowArgs { seconds: 60, fuzz_path: "fuzz".into(), repo: "https://x/y".into() });
+        let text = render(&CiWorkflowArgs { seconds: 60, fuzz_path: "fuzz".into(), repo: None });
         assert!(!text.contains("@@"));
+        assert!(text.contains("cargo install --locked cargo-rfuzz"), "from crates.io by default");
+        let fork = render(&CiWorkflowArgs { seconds: 60, fuzz_path: "fuzz".into(), repo: Some("https://x/y".into()) });
+        assert!(fork.contains("cargo install --locked --git https://x/y cargo-rfuzz"));
         assert!(text.contains("'60'") && text.contains("cargo rfuzz run \"$target\""));
         assert!(text.contains("upload-artifact") && text.contains("cache/restore"));
     }
