@@ -17,13 +17,7 @@ pub const RUNTIME_SRC_ENV: &str = "RFUZZ_RUNTIME_SRC";
 
 /// Hash of embedded files (FNV-1a), naming their cache directory.
 pub fn content_hash_of(files: &[(&str, &str)]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (path, text) in files {
-        for b in path.bytes().chain([0]).chain(text.bytes()).chain([0]) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100_0000_01b3);
-        }
-    }
+    let h = crate::sync::layout::fnv1a(files.iter().flat_map(|(path, text)| [path.as_bytes(), text.as_bytes()]));
     format!("{h:016x}")
 }
 

@@ -62,6 +62,27 @@ fn abs(p: &Path) -> std::io::Result<PathBuf> {
 }
 
 impl FuzzingFlags {
+    /// Checks the paths these flags name, once for `fuzz` and `run` alike,
+    /// before anything is started: the seed directory and dictionaries
+    /// exist, and `sync_dir` is not a file.
+    pub fn check_paths(&self, sync_dir: &Path) -> anyhow::Result<()> {
+        use crate::exit::UsageError;
+        if sync_dir.exists() && !sync_dir.is_dir() {
+            anyhow::bail!(UsageError(format!("-o {} is a file, not a directory", sync_dir.display())));
+        }
+        if let Some(i) = &self.input
+            && !i.exists()
+        {
+            anyhow::bail!(UsageError(format!("seed directory {} does not exist", i.display())));
+        }
+        for d in &self.dict {
+            if !d.exists() {
+                anyhow::bail!(UsageError(format!("dictionary {} does not exist", d.display())));
+            }
+        }
+        Ok(())
+    }
+
     /// The `fuzz` arguments that reproduce these flags for instance `k` of a
     /// run (`-o`, `-i` and `-D` are decided by the run itself).
     pub fn instance_args(&self, k: usize) -> std::io::Result<Vec<OsString>> {

@@ -142,18 +142,11 @@ impl FuzzArgs {
             (None, Some(d)) => d.clone(),
             (None, None) => anyhow::bail!(UsageError("with --binary, name the sync directory with -o DIR".into())),
         };
+        self.flags.check_paths(&sync_dir)?;
         let seeds = match &self.flags.input {
-            Some(i) if !i.exists() => {
-                anyhow::bail!(UsageError(format!("seed directory {} does not exist", i.display())))
-            }
             Some(i) => Some(super::absolute(i)?),
             None => resolved.default_seeds.clone(),
         };
-        for d in &self.flags.dict {
-            if !d.exists() {
-                anyhow::bail!(UsageError(format!("dictionary {} does not exist", d.display())));
-            }
-        }
         let ui = if self.quiet {
             UiMode::Quiet
         } else if self.flags.no_ui || !std::io::stdout().is_terminal() {

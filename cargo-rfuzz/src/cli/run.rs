@@ -92,7 +92,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
         let Some((id, rest)) = spec.split_once('=') else {
             anyhow::bail!(UsageError(format!("--instance-args `{spec}`: expected ID=ARGS, e.g. s01='--mode fast'")));
         };
-        per_instance.push((id.to_string(), rest.split_whitespace().map(OsString::from).collect()));
+        // Split like a shell would, so quoted arguments stay whole.
+        let words = shell_words::split(rest)
+            .map_err(|e| UsageError(format!("--instance-args `{spec}`: {e} (quote as in a shell)")))?;
+        per_instance.push((id.to_string(), words.into_iter().map(OsString::from).collect()));
     }
     // Where the binaries, default directories and reproduce commands come from.
     let (names, binaries, project) = match &args.binary {
@@ -139,14 +142,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         (None, Some(p)) => p.sync_dir(&names.join("+")),
         (None, None) => anyhow::bail!(UsageError("with --binary, name the sync directory with -o DIR".into())),
     };
-    if sync_dir.exists() && !sync_dir.is_dir() {
-        anyhow::bail!(UsageError(format!("-o {} is a file, not a directory", sync_dir.display())));
-    }
-    if let Some(i) = &args.flags.input
-        && !i.exists()
-    {
-        anyhow::bail!(UsageError(format!("seed directory {} does not exist", i.display())));
-    }
+    args.flags.check_paths(&sync_dir)?;
     let remote_sync = match &args.remote_sync {
         Some(file) => {
             crate::sync::remote::hosts::load(file).map_err(UsageError)?;

@@ -146,31 +146,6 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn fnv_hex(data: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in data {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// Files of a directory that parse as entry names, sorted by id.
-fn list_entries(dir: &Path) -> Vec<(u32, String)> {
-    let mut out: Vec<(u32, String)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            layout::parse_id(&name).map(|id| (id, name))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 /// Seed files of a directory (recursively, hidden files skipped), sorted.
 fn list_seeds(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -365,7 +340,10 @@ impl Fuzzer {
         cmdline.push('\n');
         layout::write_atomic(&self.dir.join(layout::CMDLINE), cmdline.as_bytes())?;
         let binary = std::fs::read(&self.cfg.target.binary).unwrap_or_default();
-        layout::write_atomic(&self.dir.join(layout::TARGET_HASH), format!("{}\n", fnv_hex(&binary)).as_bytes())?;
+        layout::write_atomic(
+            &self.dir.join(layout::TARGET_HASH),
+            format!("{}\n", format!("{:016x}", layout::fnv1a([binary.as_slice()]))).as_bytes(),
+        )?;
         Ok(())
     }
 
@@ -379,11 +357,11 @@ impl Fuzzer {
 
     /// Resumes an existing queue, or loads the seeds.
     fn load_corpus(&mut self) -> Result<()> {
-        let queue = list_entries(&self.dir.join(layout::QUEUE));
-        self.next_crash_id = list_entries(&self.dir.join(layout::CRASHES)).last().map_or(0, |(id, _)| id + 1);
-        self.next_hang_id = list_entries(&self.dir.join(layout::HANGS)).last().map_or(0, |(id, _)| id + 1);
-        self.saved_crashes = list_entries(&self.dir.join(layout::CRASHES)).len() as u64;
-        self.saved_hangs = list_entries(&self.dir.join(layout::HANGS)).len() as u64;
+        let queue = layout::list_entries(&self.dir.join(layout::QUEUE));
+        self.next_crash_id = layout::list_entries(&self.dir.join(layout::CRASHES)).last().map_or(0, |(id, _)| id + 1);
+        self.next_hang_id = layout::list_entries(&self.dir.join(layout::HANGS)).last().map_or(0, |(id, _)| id + 1);
+        self.saved_crashes = layout::list_entries(&self.dir.join(layout::CRASHES)).len() as u64;
+        self.saved_hangs = layout::list_entries(&self.dir.join(layout::HANGS)).len() as u64;
         if let Some(old) = layout::read_stats(&self.dir.join(layout::FUZZER_STATS)) {
             let old = InstanceStats::from_fuzzer_stats(&self.cfg.id, &old);
             self.execs_before = old.execs_done;

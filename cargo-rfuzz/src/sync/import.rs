@@ -16,8 +16,6 @@
 use super::layout;
 use anyhow::Result;
 use std::collections::HashMap;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -55,16 +53,9 @@ pub struct Importer {
     pub seen: u64,
 }
 
-/// Reads a regular file without following a symlink, up to `max` bytes.
+/// Reads a non-empty regular file without following a symlink, up to `max` bytes.
 fn read_regular(path: &Path, max: usize) -> Option<Vec<u8>> {
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
-    let meta = f.metadata().ok()?;
-    if !meta.is_file() || meta.len() == 0 || meta.len() > max as u64 {
-        return None;
-    }
-    let mut data = Vec::with_capacity(meta.len() as usize);
-    f.take(max as u64 + 1).read_to_end(&mut data).ok()?;
-    (data.len() <= max && !data.is_empty()).then_some(data)
+    layout::read_capped(path, max as u64).filter(|d| !d.is_empty())
 }
 
 impl Importer {
@@ -103,22 +94,14 @@ impl Importer {
     /// The other instances: real directories (not symlinks) with a real
     /// `queue/` directory, sorted by name.
     pub fn peers(&self) -> Vec<String> {
-        let mut out: Vec<String> = std::fs::read_dir(&self.sync_dir)
+        layout::instance_dirs(&self.sync_dir)
+            .unwrap_or_default()
             .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                if name == self.me || name.starts_with('.') || layout::validate_instance_id(&name).is_err() {
-                    return None;
-                }
-                let dir_ok = std::fs::symlink_metadata(e.path()).ok()?.is_dir();
-                let queue_ok = std::fs::symlink_metadata(e.path().join(layout::QUEUE)).ok()?.is_dir();
-                (dir_ok && queue_ok).then_some(name)
+            .filter(|(name, dir)| {
+                *name != self.me && std::fs::symlink_metadata(dir.join(layout::QUEUE)).is_ok_and(|m| m.is_dir())
             })
-            .collect();
-        out.sort();
-        out
+            .map(|(name, _)| name)
+            .collect()
     }
 
     /// Scans every peer for entries not looked at yet. Call [`Importer::commit`]
@@ -130,17 +113,8 @@ impl Importer {
         for peer in self.peers() {
             let start = self.next_id(&peer);
             let queue = self.sync_dir.join(&peer).join(layout::QUEUE);
-            let mut entries: Vec<(u32, String)> = std::fs::read_dir(&queue)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| {
-                    let name = e.file_name().into_string().ok()?;
-                    let id = layout::parse_id(&name)?;
-                    (id >= start).then_some((id, name))
-                })
-                .collect();
-            entries.sort();
+            let entries: Vec<(u32, String)> =
+                layout::list_entries(&queue).into_iter().filter(|(id, _)| *id >= start).collect();
             let mut next = start;
             for (id, name) in entries {
                 let path = queue.join(&name);

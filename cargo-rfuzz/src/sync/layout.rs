@@ -194,15 +194,82 @@ pub fn setup_host(setup: &str) -> Option<String> {
 /// ([`REMOTE_ORIGIN`]), read without following a symlink.
 pub fn remote_origin(instance_dir: &Path) -> Option<String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(instance_dir.join(REMOTE_ORIGIN))
-        .ok()?;
+    let (f, _) = open_regular(&instance_dir.join(REMOTE_ORIGIN))?;
     let mut text = String::new();
     f.take(256).read_to_string(&mut text).ok()?;
     text.lines().next().map(|l| l.trim().to_string()).filter(|l| !l.is_empty())
+}
+
+/// Entries of a `queue/`, `crashes/` or `hangs/` directory: regular files
+/// (never symlinks) whose names parse as entries, sorted by id. Empty when
+/// the directory is missing.
+pub fn list_entries(dir: &Path) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        // DirEntry::file_type does not follow symlinks.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            parse_id(&name).map(|id| (id, name))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Instance directories of a sync dir: real directories (never symlinks)
+/// whose names are valid instance ids, hidden ones skipped, sorted by name.
+pub fn instance_dirs(sync_dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(sync_dir)? {
+        let e = e?;
+        let Ok(id) = e.file_name().into_string() else { continue };
+        if id.starts_with('.') || validate_instance_id(&id).is_err() {
+            continue;
+        }
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.push((id, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Opens a regular file for reading without following a symlink or
+/// blocking on a FIFO; `None` for anything else (or when it is missing).
+pub fn open_regular(path: &Path) -> Option<(File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
+    let meta = f.metadata().ok()?;
+    meta.is_file().then_some((f, meta))
+}
+
+/// Reads a regular file (see [`open_regular`]) of at most `max` bytes;
+/// `None` when it is larger, whatever its metadata claimed.
+pub fn read_capped(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let (f, meta) = open_regular(path)?;
+    if meta.len() > max {
+        return None;
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    f.take(max + 1).read_to_end(&mut data).ok()?;
+    (data.len() as u64 <= max).then_some(data)
+}
+
+/// FNV-1a over `parts` (each followed by a zero byte, so the boundaries
+/// count): stable content hashes for file names and cache keys.
+pub fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in part.iter().chain([0u8].iter()) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// Reads a `key : value` stats file (fuzzer_stats).

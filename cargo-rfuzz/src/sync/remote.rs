@@ -32,7 +32,6 @@ use inventory::{Inventory, Kind};
 use ssh::Ssh;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
@@ -244,9 +243,8 @@ fn pull(
 /// Reads a local entry to send: a regular file (not a symlink), settled, at
 /// most `max` bytes.
 fn read_entry(path: &Path, max: u64) -> Option<(Vec<u8>, u64)> {
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
-    let meta = f.metadata().ok()?;
-    if !meta.is_file() || meta.len() > max {
+    let (f, meta) = layout::open_regular(path)?;
+    if meta.len() > max {
         return None;
     }
     let now = SystemTime::now();

@@ -74,9 +74,7 @@ pub struct SyncStatus {
 }
 
 fn count_entries(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().filter(|e| layout::parse_id(&e.file_name().to_string_lossy()).is_some()).count() as u64)
-        .unwrap_or(0)
+    layout::list_entries(dir).len() as u64
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -112,21 +110,12 @@ pub fn instance_host(dir: &Path, stats: &InstanceStats) -> Option<String> {
 
 /// Scans a sync directory.
 pub fn scan(sync_dir: &Path) -> Result<SyncStatus> {
-    let rd =
-        std::fs::read_dir(sync_dir).with_context(|| format!("failed to read sync directory {}", sync_dir.display()))?;
+    let dirs = layout::instance_dirs(sync_dir)
+        .with_context(|| format!("failed to read sync directory {}", sync_dir.display()))?;
     let host = local_host();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut instances = Vec::new();
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || layout::validate_instance_id(&name).is_err() {
-            continue;
-        }
-        let dir = e.path();
-        // Never follow symlinks out of the sync dir.
-        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
-            continue;
-        }
+    for (name, dir) in dirs {
         let stats_map = layout::read_stats(&dir.join(layout::FUZZER_STATS));
         if stats_map.is_none() && !dir.join(layout::QUEUE).is_dir() {
             continue;
