@@ -342,7 +342,7 @@ impl Fuzzer {
         let binary = std::fs::read(&self.cfg.target.binary).unwrap_or_default();
         layout::write_atomic(
             &self.dir.join(layout::TARGET_HASH),
-            format!("{}\n", format!("{:016x}", layout::fnv1a([binary.as_slice()]))).as_bytes(),
+            format!("{:016x}\n", layout::fnv1a([binary.as_slice()])).as_bytes(),
         )?;
         Ok(())
     }
