@@ -235,14 +235,19 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
 
 /// `Cargo.lock` text without the `[[package]]` entries of `name` that come
 /// from a registry.
+/// A lock file that does not parse is returned as it is (cargo will say
+/// what is wrong with it).
 fn without_registry_package(lock: &str, name: &str) -> String {
-    let entry = format!("\nname = \"{name}\"\n");
-    let from_registry =
-        |block: &str| block.contains("\nsource = \"registry+") || block.contains("\nsource = \"sparse+");
-    lock.split("\n\n")
-        .filter(|block| !(format!("\n{block}\n").contains(&entry) && from_registry(block)))
-        .collect::<Vec<_>>()
-        .join("\n\n")
+    let Ok(mut doc) = lock.parse::<toml_edit::DocumentMut>() else { return lock.to_string() };
+    let Some(packages) = doc.get_mut("package").and_then(|p| p.as_array_of_tables_mut()) else {
+        return lock.to_string();
+    };
+    let from_registry = |t: &toml_edit::Table| {
+        t.get("source").and_then(|s| s.as_str()).is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"))
+    };
+    let before = packages.len();
+    packages.retain(|t| !(t.get("name").and_then(|n| n.as_str()) == Some(name) && from_registry(t)));
+    if packages.len() == before { lock.to_string() } else { doc.to_string() }
 }
 
 /// Puts a `Cargo.lock` back as it was (or removes one that did not exist)
