@@ -2,8 +2,26 @@
 
 use super::ProjectArgs;
 use anyhow::{Context, Result};
-use clap::Args;
-use rfuzz_instrument::{BuildOptions, Built, FuzzProject, Profile};
+use clap::{Args, ValueEnum};
+use rfuzz_instrument::{BuildOptions, Built, CoverageMode, FuzzProject, Instrumentation, Profile, Sanitizer};
+use std::ffi::OsString;
+
+/// `--coverage`: how edges of Rust code are counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum CoverageArg {
+    /// Inline 8-bit counters: an increment per edge, no call.
+    #[default]
+    Counters,
+    /// trace-pc-guard: a call into the runtime per edge.
+    PcGuard,
+}
+
+/// `--sanitizer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SanitizerArg {
+    /// AddressSanitizer (Rust and instrumented C; nightly toolchain).
+    Address,
+}
 
 /// Build options shared by `build`, `fuzz` and `run`.
 #[derive(Debug, Clone, Default, Args)]
@@ -23,6 +41,22 @@ pub struct BuildFlags {
     /// Target triple (default: the host's).
     #[arg(long = "target", value_name = "TRIPLE", help_heading = "Build")]
     pub triple: Option<String>,
+    /// How edges of Rust code are counted. `counters` (default): inline 8-bit
+    /// counters, no call per edge, about 1.5x faster on real parsers.
+    /// `pc-guard`: SanitizerCoverage trace-pc-guard, a call into the runtime
+    /// per edge (the interface AFL++ and clang's C instrumentation use).
+    /// C code is always trace-pc-guard.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = CoverageArg::Counters, help_heading = "Build")]
+    pub coverage: CoverageArg,
+    /// Leave C/C++ that build scripts compile with the `cc` crate
+    /// uninstrumented (default: instrumented with clang when it is installed).
+    #[arg(long, help_heading = "Build")]
+    pub no_instrument_c: bool,
+    /// Build with a sanitizer: `address` (AddressSanitizer for Rust and the
+    /// instrumented C; needs `rustup toolchain install nightly`). Memory
+    /// errors become crashes named by their kind.
+    #[arg(long, value_enum, value_name = "SANITIZER", help_heading = "Build")]
+    pub sanitizer: Option<SanitizerArg>,
     /// Show cargo's full output.
     #[arg(long, short = 'v', help_heading = "Build")]
     pub verbose: bool,
@@ -37,12 +71,73 @@ impl BuildFlags {
             all_features: self.all_features,
             no_default_features: self.no_default_features,
             target_triple: self.triple.clone(),
+            instrumentation: self.instrumentation(),
             runtime_source: Some(crate::runtime_src::materialize()?),
             libfuzzer_sys_source: Some(crate::runtime_src::materialize_libfuzzer_sys()?),
             wrapper_exe: std::env::current_exe().context("failed to locate the cargo-rfuzz executable")?,
             quiet: quiet && !self.verbose,
             verbose: self.verbose,
         })
+    }
+
+    /// Coverage mode, C instrumentation and sanitizer of these flags.
+    pub fn instrumentation(&self) -> Instrumentation {
+        Instrumentation {
+            coverage: match self.coverage {
+                CoverageArg::Counters => CoverageMode::Counters,
+                CoverageArg::PcGuard => CoverageMode::PcGuard,
+            },
+            instrument_c: !self.no_instrument_c,
+            sanitizer: self.sanitizer.map(|s| match s {
+                SanitizerArg::Address => Sanitizer::Address,
+            }),
+        }
+    }
+
+    /// The command-line flags that reproduce this build (for the
+    /// "Reproduce with" commands): every field, so none is dropped silently.
+    pub fn args(&self) -> Vec<OsString> {
+        let BuildFlags {
+            dev,
+            features,
+            all_features,
+            no_default_features,
+            triple,
+            coverage,
+            no_instrument_c,
+            sanitizer,
+            verbose: _,
+        } = self;
+        let mut a: Vec<OsString> = Vec::new();
+        if *dev {
+            a.push("--dev".into());
+        }
+        if !features.is_empty() {
+            a.push("--features".into());
+            a.push(features.join(",").into());
+        }
+        if *all_features {
+            a.push("--all-features".into());
+        }
+        if *no_default_features {
+            a.push("--no-default-features".into());
+        }
+        if let Some(t) = triple {
+            a.push("--target".into());
+            a.push(t.into());
+        }
+        if *coverage != CoverageArg::Counters {
+            a.push("--coverage".into());
+            a.push(coverage.to_possible_value().expect("no skipped variants").get_name().into());
+        }
+        if *no_instrument_c {
+            a.push("--no-instrument-c".into());
+        }
+        if let Some(s) = sanitizer {
+            a.push("--sanitizer".into());
+            a.push(s.to_possible_value().expect("no skipped variants").get_name().into());
+        }
+        a
     }
 }
 
@@ -57,30 +152,40 @@ pub struct BuildArgs {
     pub build: BuildFlags,
 }
 
-/// Edge count of a built binary, asked from its runtime (`RFUZZ_INFO=1`).
-pub fn guard_count(binary: &std::path::Path) -> Option<u32> {
+/// Edge counts of a built binary, asked from its runtime (`RFUZZ_INFO=1`):
+/// all edges, and how many of them are in C/C++.
+pub fn edge_counts(binary: &std::path::Path) -> Option<(u32, u32)> {
     let out = std::process::Command::new(binary)
         .env(rfuzz::protocol::INFO_ENV_VAR, "1")
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("guards: ").and_then(|n| n.trim().parse().ok()))
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name).and_then(|n| n.trim().parse().ok()));
+    Some((field("guards: ")?, field("c_edges: ").unwrap_or(0)))
 }
 
 /// Builds `targets` of `project`, reporting each on stderr.
 pub fn build_targets(project: &FuzzProject, targets: &[String], flags: &BuildFlags, quiet: bool) -> Result<Vec<Built>> {
     let opts = flags.options(quiet)?;
-    let built = rfuzz_instrument::build(project, targets, &opts)?;
-    for b in &built {
-        match guard_count(&b.binary) {
-            Some(n) => eprintln!("       Built {} ({n} instrumented edges)", b.target),
+    let out = rfuzz_instrument::build(project, targets, &opts)?;
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mode = opts.instrumentation;
+    let asan = if mode.sanitizer.is_some() { ", AddressSanitizer" } else { "" };
+    for b in &out.binaries {
+        match edge_counts(&b.binary) {
+            Some((n, c)) => eprintln!(
+                "       Built {} ({n} instrumented edges, {c} of them in C/C++; Rust: {}{asan})",
+                b.target,
+                mode.coverage.name()
+            ),
             None => eprintln!("       Built {}", b.target),
         }
     }
-    Ok(built)
+    Ok(out.binaries)
 }
 
 /// Runs `cargo rfuzz build`.
