@@ -1,12 +1,20 @@
-//! SanitizerCoverage: edge counters and compare tracing.
+//! SanitizerCoverage: edge counters, guards and compare tracing.
 //!
-//! `cargo rfuzz build` instruments with **inline 8-bit counters**: every edge
-//! of the instrumented crates increments a byte in a counter array that LLVM
-//! places in the binary (`__sancov_cntrs`), with no call per edge; each module
-//! registers its array through [`__sanitizer_cov_8bit_counters_init`]. Code
-//! instrumented with `trace-pc-guard` instead (C code built with
-//! `-fsanitize-coverage=trace-pc-guard`, or other build setups) is supported
-//! too: its guards are numbered and counted into a private guard map.
+//! A binary can mix two kinds of edge instrumentation, and this module
+//! takes both:
+//!
+//! * **Inline 8-bit counters** (`cargo rfuzz build`'s default for Rust,
+//!   `--coverage counters`): every edge increments a byte in a counter array
+//!   that LLVM places in the binary (`__sancov_cntrs`), with no call per
+//!   edge; each module registers its array through
+//!   [`__sanitizer_cov_8bit_counters_init`].
+//! * **`trace-pc-guard`** (Rust with `--coverage pc-guard`, and C/C++ that
+//!   build scripts compile with clang's `-fsanitize-coverage=trace-pc-guard`):
+//!   each module's guards are numbered by
+//!   [`__sanitizer_cov_trace_pc_guard_init`] and every edge calls
+//!   [`__sanitizer_cov_trace_pc_guard`], which counts it in a private guard
+//!   map. C code is also built with `pc-table`, whose only use here is
+//!   [`__sanitizer_cov_pcs_init`]: it tells how many of the edges are C.
 //!
 //! The fuzzer sees one coverage map, the concatenation of the guard map
 //! (whose slot 0 marks "the harness ran") and the counter arrays, each
@@ -17,11 +25,12 @@
 //!            [guard map: marker, guards...][pad][counters of module 1][pad][module 2]...
 //! ```
 //!
-//! The counters stay in the target's own memory; the forkserver child clears
-//! them before each input, scans them itself for new bits (direct protocol),
-//! and copies them into the fuzzer's shared map when the fuzzer needs the map
-//! (after an interesting input, a single run, a crash, a timeout). This crate
-//! is built without instrumentation, so its own code never shows up.
+//! The counters and guards stay in the target's own memory; the forkserver
+//! child clears them before each input, scans them itself for new bits
+//! (direct protocol), and copies them into the fuzzer's shared map when the
+//! fuzzer needs the map (after an interesting input, a single run, a crash,
+//! a timeout). This crate is built without instrumentation, so its own code
+//! never shows up.
 
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -36,6 +45,8 @@ static GUARD_MAP: AtomicPtr<u8> = AtomicPtr::new(EARLY_MAP.as_ptr() as *mut u8);
 static GUARD_CAPACITY: AtomicUsize = AtomicUsize::new(64);
 /// Highest guard id assigned so far.
 static GUARDS: AtomicU32 = AtomicU32::new(0);
+/// Edges in modules with a PC table (C/C++ built by `cargo rfuzz build`).
+static C_EDGES: AtomicUsize = AtomicUsize::new(0);
 
 /// Counter arrays registered by the module constructors (merged when
 /// adjacent), before the layout is fixed.
@@ -101,6 +112,11 @@ fn layout() -> &'static Layout {
 /// Number of instrumented edges (counters and guards) in this binary.
 pub fn edge_count() -> usize {
     layout().edges
+}
+
+/// Number of those edges in C/C++ code (modules built with `pc-table`).
+pub fn c_edge_count() -> usize {
+    C_EDGES.load(Relaxed)
 }
 
 /// Size of the coverage map the fuzzer must provide.
@@ -275,6 +291,20 @@ pub unsafe extern "C" fn __sanitizer_cov_trace_pc_guard_init(start: *mut u32, st
             id += 1;
             g = g.add(1);
         }
+    }
+}
+
+/// Called by each module built with `-fsanitize-coverage=pc-table` with its
+/// table of `(pc, flags)` pairs, one per edge. `cargo rfuzz build` adds
+/// `pc-table` to C/C++ only, so this counts the C edges.
+///
+/// # Safety
+/// Called by LLVM-generated code with a valid `[beg, end)` range.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __sanitizer_cov_pcs_init(beg: *const usize, end: *const usize) {
+    let (b, e) = (beg as usize, end as usize);
+    if e > b && LAYOUT.get().is_none() {
+        C_EDGES.fetch_add((e - b) / (2 * size_of::<usize>()), Relaxed);
     }
 }
 
