@@ -64,16 +64,28 @@ pub fn host_triple() -> Result<String, Error> {
     )
 }
 
-/// The rustup toolchain sanitizer builds use.
+/// The rustup toolchain sanitizer builds use, unless [`TOOLCHAIN_ENV`] names
+/// another (a dated nightly, say).
 pub const NIGHTLY_TOOLCHAIN: &str = "nightly";
+
+/// Names the rustup toolchain of sanitizer builds.
+pub const TOOLCHAIN_ENV: &str = "RFUZZ_NIGHTLY_TOOLCHAIN";
+
+/// The rustup toolchain sanitizer builds use.
+pub fn nightly_toolchain() -> String {
+    std::env::var(TOOLCHAIN_ENV).ok().filter(|t| !t.is_empty()).unwrap_or_else(|| NIGHTLY_TOOLCHAIN.into())
+}
 
 /// Checks that rustup has a nightly toolchain (sanitizers are nightly-only
 /// rustc flags): `rustc -vV` through the rustup proxy must say nightly.
 pub fn check_nightly(sanitizer: Sanitizer) -> Result<(), Error> {
+    let toolchain = nightly_toolchain();
     let missing = |detail: String| Error::NightlyRequired { sanitizer: sanitizer.name(), detail };
     let out = Command::new("rustc")
         .arg("-vV")
-        .env("RUSTUP_TOOLCHAIN", NIGHTLY_TOOLCHAIN)
+        .env("RUSTUP_TOOLCHAIN", &toolchain)
+        // Never download a toolchain as a side effect of a check.
+        .env("RUSTUP_AUTO_INSTALL", "0")
         .env_remove("RUSTC")
         .stdin(Stdio::null())
         .output()
@@ -84,9 +96,11 @@ pub fn check_nightly(sanitizer: Sanitizer) -> Result<(), Error> {
         return Ok(());
     }
     let why = if out.status.success() {
-        format!("`rustc +{NIGHTLY_TOOLCHAIN}` is {release}")
+        format!("toolchain `{toolchain}` is rustc {release}")
     } else {
-        String::from_utf8_lossy(&out.stderr).lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+        let said = String::from_utf8_lossy(&out.stderr);
+        let first = said.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        format!("toolchain `{toolchain}`: {first}")
     };
     Err(missing(why))
 }
@@ -169,9 +183,12 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
         check_nightly(s)?;
     }
     let clang = if inst.instrument_c { cc::find_clang() } else { None };
-    let target_dir = rfuzz_target_dir(project, &inst);
+    // Without clang the C code is not instrumented: that build is the
+    // `--no-instrument-c` one, in its directory.
+    let built_inst = Instrumentation { instrument_c: clang.is_some(), ..inst };
+    let target_dir = rfuzz_target_dir(project, &built_inst);
     let profile_dir = target_dir.join(&triple).join(opts.profile.dir_name());
-    let stamp = flags::flag_stamp(opts.profile, &inst, clang.as_ref().map(|c| c.cc.to_str().unwrap_or("clang")));
+    let stamp = flags::flag_stamp(opts.profile, &built_inst, clang.as_ref().map(|c| c.cc.to_str().unwrap_or("clang")));
     check_stamp(&target_dir, &profile_dir, &stamp)?;
 
     let mut cmd = match inst.sanitizer {
@@ -179,7 +196,7 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
         // is the stable one that runs us).
         Some(_) => {
             let mut c = Command::new("cargo");
-            c.env("RUSTUP_TOOLCHAIN", NIGHTLY_TOOLCHAIN).env_remove("RUSTC");
+            c.env("RUSTUP_TOOLCHAIN", nightly_toolchain()).env_remove("RUSTC");
             c
         }
         None => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),

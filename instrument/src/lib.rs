@@ -28,6 +28,7 @@
 
 pub mod build;
 pub mod cc;
+pub mod elf;
 pub mod flags;
 pub mod project;
 pub mod wrapper;
@@ -71,7 +72,7 @@ pub enum Error {
     MissingRuntime(PathBuf),
     /// A sanitizer was asked for without a nightly toolchain.
     #[error(
-        "--sanitizer {sanitizer} needs a nightly Rust toolchain ({detail}): install it with `rustup toolchain install nightly`"
+        "--sanitizer {sanitizer} needs a nightly Rust toolchain ({detail}): install it with `rustup toolchain install nightly` (or name one in RFUZZ_NIGHTLY_TOOLCHAIN)"
     )]
     NightlyRequired {
         /// The sanitizer asked for.

@@ -161,7 +161,6 @@ pub mod __private {
         if std::env::var_os(protocol::INFO_ENV_VAR).is_some() {
             println!("rfuzz runtime {}", env!("CARGO_PKG_VERSION"));
             println!("guards: {}", sancov::edge_count());
-            println!("c_edges: {}", sancov::c_edge_count());
             println!("map_size: {}", sancov::map_size());
             std::process::exit(0);
         }

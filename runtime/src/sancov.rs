@@ -13,8 +13,9 @@
 //!   each module's guards are numbered by
 //!   [`__sanitizer_cov_trace_pc_guard_init`] and every edge calls
 //!   [`__sanitizer_cov_trace_pc_guard`], which counts it in a private guard
-//!   map. C code is also built with `pc-table`, whose only use here is
-//!   [`__sanitizer_cov_pcs_init`]: it tells how many of the edges are C.
+//!   map. (C code is also built with `pc-table`, a table of its edges in the
+//!   binary's `__sancov_pcs` section that `cargo rfuzz build` reads to say
+//!   how many edges are C; [`__sanitizer_cov_pcs_init`] has nothing to do.)
 //!
 //! The fuzzer sees one coverage map, the concatenation of the guard map
 //! (whose slot 0 marks "the harness ran") and the counter arrays, each
@@ -45,8 +46,6 @@ static GUARD_MAP: AtomicPtr<u8> = AtomicPtr::new(EARLY_MAP.as_ptr() as *mut u8);
 static GUARD_CAPACITY: AtomicUsize = AtomicUsize::new(64);
 /// Highest guard id assigned so far.
 static GUARDS: AtomicU32 = AtomicU32::new(0);
-/// Edges in modules with a PC table (C/C++ built by `cargo rfuzz build`).
-static C_EDGES: AtomicUsize = AtomicUsize::new(0);
 
 /// Counter arrays registered by the module constructors (merged when
 /// adjacent), before the layout is fixed.
@@ -112,11 +111,6 @@ fn layout() -> &'static Layout {
 /// Number of instrumented edges (counters and guards) in this binary.
 pub fn edge_count() -> usize {
     layout().edges
-}
-
-/// Number of those edges in C/C++ code (modules built with `pc-table`).
-pub fn c_edge_count() -> usize {
-    C_EDGES.load(Relaxed)
 }
 
 /// Size of the coverage map the fuzzer must provide.
@@ -294,19 +288,16 @@ pub unsafe extern "C" fn __sanitizer_cov_trace_pc_guard_init(start: *mut u32, st
     }
 }
 
-/// Called by each module built with `-fsanitize-coverage=pc-table` with its
-/// table of `(pc, flags)` pairs, one per edge. `cargo rfuzz build` adds
-/// `pc-table` to C/C++ only, so this counts the C edges.
+/// Called by modules built with `-fsanitize-coverage=pc-table` (the C code
+/// of `cargo rfuzz build`) with their table of `(pc, flags)` pairs. Nothing
+/// to do: the table is read from the binary by the build, which counts the C
+/// edges with it. (Only one such call happens per binary in `pc-guard`
+/// builds: the linker keeps one module constructor of a kind.)
 ///
 /// # Safety
-/// Called by LLVM-generated code with a valid `[beg, end)` range.
+/// Called by LLVM-generated code; the range is not read.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn __sanitizer_cov_pcs_init(beg: *const usize, end: *const usize) {
-    let (b, e) = (beg as usize, end as usize);
-    if e > b && LAYOUT.get().is_none() {
-        C_EDGES.fetch_add((e - b) / (2 * size_of::<usize>()), Relaxed);
-    }
-}
+pub unsafe extern "C" fn __sanitizer_cov_pcs_init(_beg: *const usize, _end: *const usize) {}
 
 /// Called on every edge of `trace-pc-guard` code.
 ///

@@ -152,18 +152,19 @@ pub struct BuildArgs {
     pub build: BuildFlags,
 }
 
-/// Edge counts of a built binary, asked from its runtime (`RFUZZ_INFO=1`):
-/// all edges, and how many of them are in C/C++.
-pub fn edge_counts(binary: &std::path::Path) -> Option<(u32, u32)> {
+/// Edge counts of a built binary: all edges, asked from its runtime
+/// (`RFUZZ_INFO=1`), and how many of them are in C/C++ (its `pc-table`).
+pub fn edge_counts(binary: &std::path::Path) -> Option<(u64, u64)> {
     let out = std::process::Command::new(binary)
         .env(rfuzz::protocol::INFO_ENV_VAR, "1")
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name).and_then(|n| n.trim().parse().ok()));
-    Some((field("guards: ")?, field("c_edges: ").unwrap_or(0)))
+    let all = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("guards: ").and_then(|n| n.trim().parse().ok()))?;
+    Some((all, rfuzz_instrument::elf::c_edges(binary).unwrap_or(0)))
 }
 
 /// Builds `targets` of `project`, reporting each on stderr.
