@@ -63,7 +63,8 @@ pub fn find_clang() -> Option<Clang> {
 /// The first value the `cc` crate would read for `var` (`CFLAGS`, ...) when
 /// building for `triple`, from `lookup`.
 fn user_value(var: &str, triple: &str, lookup: &dyn Fn(&str) -> Option<OsString>) -> Option<OsString> {
-    let names = [format!("{var}_{triple}"), format!("{var}_{}", triple.replace('-', "_")), format!("TARGET_{var}"), var.into()];
+    let names =
+        [format!("{var}_{triple}"), format!("{var}_{}", triple.replace('-', "_")), format!("TARGET_{var}"), var.into()];
     names.iter().find_map(|n| lookup(n))
 }
 

@@ -264,7 +264,11 @@ mod tests {
         assert_eq!(d.dir_name(), "rfuzz");
         let pc = Instrumentation { coverage: CoverageMode::PcGuard, ..d };
         assert_eq!(pc.dir_name(), "rfuzz-pc-guard");
-        let odd = Instrumentation { coverage: CoverageMode::PcGuard, instrument_c: false, sanitizer: Some(Sanitizer::Address) };
+        let odd = Instrumentation {
+            coverage: CoverageMode::PcGuard,
+            instrument_c: false,
+            sanitizer: Some(Sanitizer::Address),
+        };
         assert_eq!(odd.dir_name(), "rfuzz-pc-guard-no-c-asan");
     }
 

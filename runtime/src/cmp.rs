@@ -388,7 +388,8 @@ mod strings {
     unsafe fn slow(a: *const c_char, b: *const c_char, n: usize, fold: bool) -> c_int {
         for i in 0..n {
             // SAFETY: i is before both NULs (or below n).
-            let (x, y) = unsafe { (core::ptr::read_volatile(a.add(i)) as u8, core::ptr::read_volatile(b.add(i)) as u8) };
+            let (x, y) =
+                unsafe { (core::ptr::read_volatile(a.add(i)) as u8, core::ptr::read_volatile(b.add(i)) as u8) };
             let (x, y) = if fold { (x.to_ascii_lowercase(), y.to_ascii_lowercase()) } else { (x, y) };
             if x != y || x == 0 {
                 return x as c_int - y as c_int;
@@ -506,7 +507,12 @@ mod sanitizer_hooks {
     /// # Safety
     /// Called by ASan with the compare's arguments.
     #[unsafe(no_mangle)]
-    pub unsafe extern "C" fn __sanitizer_weak_hook_strcmp(pc: *const c_void, a: *const c_char, b: *const c_char, r: c_int) {
+    pub unsafe extern "C" fn __sanitizer_weak_hook_strcmp(
+        pc: *const c_void,
+        a: *const c_char,
+        b: *const c_char,
+        r: c_int,
+    ) {
         // SAFETY: forwarded contract.
         unsafe { after_strcmp(a, b, usize::MAX, r, pc as usize) }
     }

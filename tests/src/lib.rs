@@ -6,8 +6,8 @@
 pub mod afl_driver;
 pub mod sshd;
 
-use std::path::{Path, PathBuf};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -98,8 +98,7 @@ pub fn have_or_skip(present: bool, what: &str, install: &str, require_env: &str)
 
 /// Whether clang is in `PATH` (C instrumentation needs it).
 pub fn clang_present() -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("clang").is_file()))
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("clang").is_file()))
 }
 
 /// Whether rustup has a nightly toolchain (`--sanitizer address` needs it).

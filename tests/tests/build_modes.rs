@@ -137,7 +137,8 @@ fn c_code_built_by_the_cc_crate_is_instrumented_and_its_bug_found() {
     // strcmp) feed the engine, and the planted abort() is found.
     let scratch = Scratch::new();
     let out = scratch.path().join("with-c");
-    let o = output(fuzz(&fuzz_dir, "parse", &[], &out).args(["--exit-on-crash", "--max-total-time", "60", "--seed", "1"]));
+    let o =
+        output(fuzz(&fuzz_dir, "parse", &[], &out).args(["--exit-on-crash", "--max-total-time", "60", "--seed", "1"]));
     assert_eq!(o.status.code(), Some(1), "the C bug is found");
     let crash = crash_files(&out.join("main")).into_iter().next().expect("a crash file");
     let data = std::fs::read(&crash).unwrap();
@@ -148,13 +149,15 @@ fn c_code_built_by_the_cc_crate_is_instrumented_and_its_bug_found() {
     // Without it the C code is a blind spot: the same seed finds nothing in
     // a run of the same kind.
     let out = scratch.path().join("without-c");
-    let o = output(fuzz(&fuzz_dir, "parse", NO_C, &out).args(["--exit-on-crash", "--max-total-time", "5", "--seed", "1"]));
+    let o =
+        output(fuzz(&fuzz_dir, "parse", NO_C, &out).args(["--exit-on-crash", "--max-total-time", "5", "--seed", "1"]));
     assert_eq!(o.status.code(), Some(0), "no crash without C instrumentation");
     assert!(crash_files(&out.join("main")).is_empty());
     assert_eq!(c_edges_reported(&stderr(&o), "parse"), 0, "no C edges without C instrumentation");
 
     // No clang: a one-line warning naming the fix; the build goes on.
-    let o = output(rfuzz_cmd().args(["build", "parse"]).env("RFUZZ_CLANG", "/nonexistent/clang").current_dir(&fuzz_dir));
+    let o =
+        output(rfuzz_cmd().args(["build", "parse"]).env("RFUZZ_CLANG", "/nonexistent/clang").current_dir(&fuzz_dir));
     assert!(o.status.success());
     let err = stderr(&o);
     let warning: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: clang not found")).collect();
@@ -202,7 +205,8 @@ fn a_sanitizer_without_nightly_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
-        err.contains("--sanitizer address needs a nightly Rust toolchain") && err.contains("rustup toolchain install nightly"),
+        err.contains("--sanitizer address needs a nightly Rust toolchain")
+            && err.contains("rustup toolchain install nightly"),
         "{err}"
     );
 }

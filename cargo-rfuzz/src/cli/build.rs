@@ -198,3 +198,47 @@ pub fn run(args: BuildArgs) -> Result<i32> {
     }
     Ok(crate::exit::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(flatten)]
+        build: BuildFlags,
+    }
+
+    #[test]
+    fn build_flags_print_back_to_the_same_build() {
+        let argv = [
+            "x",
+            "--dev",
+            "-F",
+            "a,b",
+            "--no-default-features",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--coverage",
+            "pc-guard",
+            "--no-instrument-c",
+            "--sanitizer",
+            "address",
+        ];
+        let first = Probe::try_parse_from(argv).unwrap().build;
+        let mut again_argv: Vec<OsString> = vec!["x".into()];
+        again_argv.extend(first.args());
+        let again = Probe::try_parse_from(again_argv).unwrap().build;
+        assert_eq!(again.args(), first.args());
+        assert_eq!(again.instrumentation(), first.instrumentation());
+        let inst = again.instrumentation();
+        assert_eq!(inst.coverage, CoverageMode::PcGuard);
+        assert!(!inst.instrument_c);
+        assert_eq!(inst.sanitizer, Some(Sanitizer::Address));
+        assert!(again.dev && again.no_default_features && again.features == ["a", "b"]);
+        // The defaults print nothing.
+        assert!(Probe::try_parse_from(["x"]).unwrap().build.args().is_empty());
+        assert_eq!(Probe::try_parse_from(["x"]).unwrap().build.instrumentation(), Instrumentation::default());
+    }
+}

@@ -120,8 +120,7 @@ pub fn resolve(
     let fuzz_dir = p.fuzz_dir.to_string_lossy().into_owned();
     // The same build flags, or the repro would run another build (an ASan
     // crash does not reproduce without ASan).
-    let build_args: String =
-        build.args().iter().map(|a| format!("{} ", shell_quote(&a.to_string_lossy()))).collect();
+    let build_args: String = build.args().iter().map(|a| format!("{} ", shell_quote(&a.to_string_lossy()))).collect();
     Ok(ResolvedTarget {
         repro: format!("cargo rfuzz repro --fuzz-dir {} {build_args}{name} {{}}", shell_quote(&fuzz_dir)),
         name: name.to_string(),
