@@ -587,6 +587,8 @@ pub fn keep() {
     #[cfg(all(fuzzing, not(rfuzz_sanitize_address)))]
     strings::keep();
     core::hint::black_box(memcmp_impl as unsafe extern "C" fn(*const c_void, *const c_void, usize, usize) -> c_int);
+    // Called by the string hooks, which only fuzz-target builds have.
+    core::hint::black_box(after_strcmp as unsafe fn(*const c_char, *const c_char, usize, c_int, usize));
 }
 
 #[cfg(test)]
