@@ -192,6 +192,15 @@ fn address_sanitizer_finds_and_names_an_out_of_bounds_write_that_does_not_crash_
     let report = stderr(&asan);
     assert!(report.contains("ERROR: AddressSanitizer: heap-buffer-overflow"), "{report}");
     assert!(report.contains("oob_write"), "ASan's stack names the function: {report}");
+    // `repro` sums the report up: its kind and the first frame in user code.
+    let o = output(rfuzz_cmd().args(["repro", "--sanitizer", "address", "oob"]).arg(&crash).current_dir(&fuzz_dir));
+    assert_eq!(o.status.code(), Some(128 + libc::SIGABRT));
+    assert!(
+        stderr(&o).contains("rfuzz: AddressSanitizer: heap-buffer-overflow in cparse::oob_write (")
+            && stderr(&o).contains("src/lib.rs:"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
