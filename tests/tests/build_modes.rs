@@ -192,6 +192,17 @@ fn address_sanitizer_finds_and_names_an_out_of_bounds_write_that_does_not_crash_
     let report = stderr(&asan);
     assert!(report.contains("ERROR: AddressSanitizer: heap-buffer-overflow"), "{report}");
     assert!(report.contains("oob_write"), "ASan's stack names the function: {report}");
+    // `run` builds the same way and says how to reproduce with ASan.
+    let o = output(
+        rfuzz_cmd()
+            .args(["run", "oob", "-j", "1", "--no-ui", "--exit-on-crash", "--max-total-time", "60", "-o"])
+            .arg(scratch.path().join("run"))
+            .args(ASAN)
+            .current_dir(&fuzz_dir),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(all.contains("repro --fuzz-dir") && all.contains("--sanitizer address oob"), "{all}");
     // `repro` sums the report up: its kind and the first frame in user code.
     let o = output(rfuzz_cmd().args(["repro", "--sanitizer", "address", "oob"]).arg(&crash).current_dir(&fuzz_dir));
     assert_eq!(o.status.code(), Some(128 + libc::SIGABRT));

@@ -141,6 +141,15 @@ impl BuildFlags {
     }
 }
 
+/// The `cargo rfuzz repro` command (with `{}` for the input) that rebuilds
+/// `target` of the project in `fuzz_dir` with the same flags: an ASan crash,
+/// say, does not reproduce in a build without ASan.
+pub fn repro_command(fuzz_dir: &std::path::Path, flags: &BuildFlags, target: &str) -> String {
+    use crate::engine::fuzzer::shell_quote;
+    let build_args: String = flags.args().iter().map(|a| format!("{} ", shell_quote(&a.to_string_lossy()))).collect();
+    format!("cargo rfuzz repro --fuzz-dir {} {build_args}{target} {{}}", shell_quote(&fuzz_dir.to_string_lossy()))
+}
+
 /// Options of `cargo rfuzz build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {

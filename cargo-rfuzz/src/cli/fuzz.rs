@@ -117,12 +117,8 @@ pub fn resolve(
     p.target(name)?;
     let built = build_targets(&p, &[name.to_string()], build, quiet)?;
     let binary = built.into_iter().next().expect("one target built").binary;
-    let fuzz_dir = p.fuzz_dir.to_string_lossy().into_owned();
-    // The same build flags, or the repro would run another build (an ASan
-    // crash does not reproduce without ASan).
-    let build_args: String = build.args().iter().map(|a| format!("{} ", shell_quote(&a.to_string_lossy()))).collect();
     Ok(ResolvedTarget {
-        repro: format!("cargo rfuzz repro --fuzz-dir {} {build_args}{name} {{}}", shell_quote(&fuzz_dir)),
+        repro: super::build::repro_command(&p.fuzz_dir, build, name),
         name: name.to_string(),
         binary,
         default_sync_dir: Some(p.sync_dir(name)),
