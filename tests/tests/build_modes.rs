@@ -90,6 +90,28 @@ fn a_pc_guard_build_is_stable_under_the_afl_protocol() {
 }
 
 #[test]
+fn a_binary_mixing_rust_counters_and_c_guards_is_stable_and_tells_c_paths_apart() {
+    if !have_or_skip(clang_present(), "clang", "apt-get install clang", REQUIRE_CLANG_ENV) {
+        return;
+    }
+    let binary = built_binary(&cparse_dir().join("fuzz"), &[], "parse");
+    let mut d = AflDriver::start(&binary, true).expect("handshake");
+    let deep: &[u8] = b"CPK1HEAD\x07\x02rfuzz\0\0\0";
+    let first = d.run(deep).unwrap();
+    assert!(first.ok());
+    for _ in 0..50 {
+        assert_eq!(d.run(deep).unwrap().map, first.map, "the same input gives the same map");
+    }
+    // The Rust harness does the same for all three inputs: only the C
+    // parser's edges (a different return for each) tell them apart.
+    let shallow = d.run(b"CPK1HEAD\x07\x02zzzzzzzzzzzz").unwrap();
+    let nothing = d.run(b"zzzzzzzzzzzzzzzzzzzzzz").unwrap();
+    assert_ne!(first.map, shallow.map);
+    assert_ne!(shallow.map, nothing.map);
+    assert_ne!(first.map, nothing.map);
+}
+
+#[test]
 fn afl_fuzz_drives_a_pc_guard_build_at_full_stability() {
     let Some(afl) = afl_fuzz() else {
         eprintln!("skipping: afl-fuzz not found (cargo install cargo-afl && cargo afl config --build, or AFL_FUZZ)");
