@@ -171,8 +171,8 @@ pub mod direct {
 
     /// Set to [`VERSION`] (as decimal) by the engine to select this protocol.
     pub const ENV_VAR: &str = "RFUZZ_DIRECT";
-    /// Protocol version.
-    pub const VERSION: u32 = 2;
+    /// Protocol version (3 added [`Header::sanitizer_kind`]).
+    pub const VERSION: u32 = 3;
     /// When set, the forkserver points its stderr at /dev/null once the
     /// handshake succeeded (the fuzzer reads start-up errors before that).
     pub const SILENCE_ENV_VAR: &str = "RFUZZ_SILENCE_STDERR";
