@@ -226,13 +226,28 @@ fn address_sanitizer_finds_and_names_an_out_of_bounds_write_that_does_not_crash_
     let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
     assert!(all.contains("repro --fuzz-dir") && all.contains("--sanitizer address oob"), "{all}");
     // `repro` sums the report up: its kind and the first frame in user code.
-    let o = output(rfuzz_cmd().args(["repro", "--sanitizer", "address", "oob"]).arg(&crash).current_dir(&fuzz_dir));
-    assert_eq!(o.status.code(), Some(128 + libc::SIGABRT));
+    let summary = |target: &str, crash: &Path| {
+        let o = output(rfuzz_cmd().args(["repro", "--sanitizer", "address", target]).arg(crash).current_dir(&fuzz_dir));
+        assert_eq!(o.status.code(), Some(128 + libc::SIGABRT));
+        stderr(&o).lines().find(|l| l.starts_with("rfuzz: AddressSanitizer: ")).unwrap_or_default().to_string()
+    };
+    let line = summary("oob", &crash);
     assert!(
-        stderr(&o).contains("rfuzz: AddressSanitizer: heap-buffer-overflow in cparse::oob_write (")
-            && stderr(&o).contains("src/lib.rs:"),
-        "{}",
-        stderr(&o)
+        line.starts_with("rfuzz: AddressSanitizer: heap-buffer-overflow in cparse::oob_write (")
+            && line.contains("src/lib.rs:"),
+        "{line}"
+    );
+
+    // The C code is built with ASan too: a heap overflow inside C is named.
+    let out = scratch.path().join("c");
+    let o = output(fuzz(&fuzz_dir, "cname", ASAN, &out).args(["--exit-on-crash", "--max-total-time", "60"]));
+    assert_eq!(o.status.code(), Some(1));
+    let crash = crash_files(&out.join("main")).into_iter().next().expect("a crash file");
+    assert!(crash.to_string_lossy().ends_with(",asan-heap-buffer-overflow"), "{crash:?}");
+    let line = summary("cname", &crash);
+    assert!(
+        line.starts_with("rfuzz: AddressSanitizer: heap-buffer-overflow in cp_name (") && line.contains("parser.c:"),
+        "{line}"
     );
 }
 
