@@ -1,8 +1,8 @@
 //! Running cargo to build instrumented fuzz targets.
 
-use crate::flags::{self, Profile};
+use crate::flags::{self, Instrumentation, Profile, Sanitizer};
 use crate::project::{FuzzProject, RuntimeDep};
-use crate::{Error, wrapper};
+use crate::{Error, cc, wrapper};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,6 +20,8 @@ pub struct BuildOptions {
     pub no_default_features: bool,
     /// Target triple; the host's when `None`.
     pub target_triple: Option<String>,
+    /// Coverage mode, C instrumentation and sanitizer.
+    pub instrumentation: Instrumentation,
     /// Runtime source to patch in for a crates.io `rfuzz` dependency.
     pub runtime_source: Option<PathBuf>,
     /// The libfuzzer-sys compatibility crate, patched in for cargo-fuzz
@@ -42,6 +44,16 @@ pub struct Built {
     pub binary: PathBuf,
 }
 
+/// What a build produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOutput {
+    /// The binaries, in the order asked.
+    pub binaries: Vec<Built>,
+    /// Problems that did not stop the build (one line each), e.g. C code
+    /// left uninstrumented for want of clang.
+    pub warnings: Vec<String>,
+}
+
 /// The host triple of the active rustc (`rustc -vV`).
 pub fn host_triple() -> Result<String, Error> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
@@ -52,15 +64,62 @@ pub fn host_triple() -> Result<String, Error> {
     )
 }
 
-/// Where instrumented artifacts go: a directory of their own, because cargo's
-/// fingerprints do not cover wrapper flags.
-pub fn rfuzz_target_dir(project: &FuzzProject) -> PathBuf {
-    project.target_directory.join("rfuzz")
+/// The rustup toolchain sanitizer builds use, unless [`TOOLCHAIN_ENV`] names
+/// another (a dated nightly, say).
+pub const NIGHTLY_TOOLCHAIN: &str = "nightly";
+
+/// Names the rustup toolchain of sanitizer builds.
+pub const TOOLCHAIN_ENV: &str = "RFUZZ_NIGHTLY_TOOLCHAIN";
+
+/// The rustup toolchain sanitizer builds use.
+pub fn nightly_toolchain() -> String {
+    std::env::var(TOOLCHAIN_ENV).ok().filter(|t| !t.is_empty()).unwrap_or_else(|| NIGHTLY_TOOLCHAIN.into())
+}
+
+/// Checks that rustup has a nightly toolchain (sanitizers are nightly-only
+/// rustc flags): `rustc -vV` through the rustup proxy must say nightly.
+pub fn check_nightly(sanitizer: Sanitizer) -> Result<(), Error> {
+    let toolchain = nightly_toolchain();
+    let missing = |detail: String| Error::NightlyRequired { sanitizer: sanitizer.name(), detail };
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .env("RUSTUP_TOOLCHAIN", &toolchain)
+        // Never download a toolchain as a side effect of a check.
+        .env("RUSTUP_AUTO_INSTALL", "0")
+        .env_remove("RUSTC")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| missing(format!("running rustc failed: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let release = text.lines().find_map(|l| l.strip_prefix("release: ")).unwrap_or("").to_string();
+    if out.status.success() && (release.contains("nightly") || release.contains("-dev")) {
+        return Ok(());
+    }
+    let why = if out.status.success() {
+        format!("toolchain `{toolchain}` is rustc {release}")
+    } else {
+        let said = String::from_utf8_lossy(&out.stderr);
+        let first = said.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        format!("toolchain `{toolchain}`: {first}")
+    };
+    Err(missing(why))
+}
+
+/// Where instrumented artifacts go: a directory of their own per mode,
+/// because cargo's fingerprints do not cover wrapper flags.
+pub fn rfuzz_target_dir(project: &FuzzProject, inst: &Instrumentation) -> PathBuf {
+    project.target_directory.join(inst.dir_name())
 }
 
 /// Path the binary of `target` will have after a build.
-pub fn binary_path(project: &FuzzProject, target: &str, triple: &str, profile: Profile) -> PathBuf {
-    rfuzz_target_dir(project).join(triple).join(profile.dir_name()).join(target)
+pub fn binary_path(
+    project: &FuzzProject,
+    inst: &Instrumentation,
+    target: &str,
+    triple: &str,
+    profile: Profile,
+) -> PathBuf {
+    rfuzz_target_dir(project, inst).join(triple).join(profile.dir_name()).join(target)
 }
 
 /// Clears artifacts built with another flag set (older cargo-rfuzz), so cargo
@@ -103,7 +162,7 @@ fn toml_string(s: &str) -> String {
 
 /// Builds `targets` (all targets when empty) and returns their binaries in
 /// the order asked.
-pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> Result<Vec<Built>, Error> {
+pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> Result<BuildOutput, Error> {
     let names: Vec<String> = if targets.is_empty() {
         if project.targets.is_empty() {
             return Err(Error::NoTargets(project.fuzz_dir.clone()));
@@ -119,13 +178,29 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
         Some(t) => t.clone(),
         None => host_triple()?,
     };
-    let target_dir = rfuzz_target_dir(project);
+    let inst = opts.instrumentation;
+    if let Some(s) = inst.sanitizer {
+        check_nightly(s)?;
+    }
+    let clang = if inst.instrument_c { cc::find_clang() } else { None };
+    // Without clang the C code is not instrumented: that build is the
+    // `--no-instrument-c` one, in its directory.
+    let built_inst = Instrumentation { instrument_c: clang.is_some(), ..inst };
+    let target_dir = rfuzz_target_dir(project, &built_inst);
     let profile_dir = target_dir.join(&triple).join(opts.profile.dir_name());
-    let stamp = flags::flag_stamp(opts.profile);
+    let stamp = flags::flag_stamp(opts.profile, &built_inst, clang.as_ref().map(|c| c.cc.to_str().unwrap_or("clang")));
     check_stamp(&target_dir, &profile_dir, &stamp)?;
 
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let mut cmd = match inst.sanitizer {
+        // The rustup proxy with the nightly toolchain (cargo's own `CARGO`
+        // is the stable one that runs us).
+        Some(_) => {
+            let mut c = Command::new("cargo");
+            c.env("RUSTUP_TOOLCHAIN", nightly_toolchain()).env_remove("RUSTC");
+            c
+        }
+        None => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
+    };
     cmd.arg("build")
         .arg("--manifest-path")
         .arg(&project.manifest_path)
@@ -174,10 +249,17 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
         _ => {}
     }
     let inner = std::env::var_os("RUSTC_WRAPPER").filter(|w| Path::new(w) != opts.wrapper_exe && !w.is_empty());
+    if let Some(clang) = &clang {
+        // Scoped to this cargo: C built by build scripts for the target.
+        for v in cc::env_remove(&triple) {
+            cmd.env_remove(v);
+        }
+        cmd.envs(cc::env(clang, &triple, inst.sanitizer));
+    }
     cmd.env("RUSTC_WRAPPER", &opts.wrapper_exe)
         .env(wrapper::WRAPPER_ENV, "1")
-        .env(wrapper::COMMON_FLAGS_ENV, flags::encode(&flags::common_flags(opts.profile)))
-        .env(wrapper::COVERAGE_FLAGS_ENV, flags::encode(&flags::coverage_flags()))
+        .env(wrapper::COMMON_FLAGS_ENV, flags::encode(&flags::common_flags(opts.profile, inst.sanitizer)))
+        .env(wrapper::COVERAGE_FLAGS_ENV, flags::encode(&flags::coverage_flags(inst.coverage, inst.sanitizer)))
         .env(wrapper::INNER_WRAPPER_ENV, inner.unwrap_or_default())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -210,10 +292,13 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
     let mut child = cmd.spawn().map_err(|source| Error::Io { what: "cargo build".into(), source })?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut built: Vec<Built> = Vec::new();
+    let mut uses_cc = false;
     for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {
         let Ok(cargo_metadata::Message::CompilerArtifact(artifact)) = message else {
             continue;
         };
+        // The `cc` crate is a build dependency: some build script compiles C.
+        uses_cc |= artifact.target.name == "cc" && artifact.target.is_lib();
         if !artifact.target.is_bin() || !names.contains(&artifact.target.name) {
             continue;
         }
@@ -227,10 +312,18 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
     if !status.success() {
         return Err(Error::BuildFailed { targets: names.join(", "), status: status.to_string() });
     }
-    names
+    let binaries = names
         .iter()
         .map(|n| built.iter().find(|b| &b.target == n).cloned().ok_or_else(|| Error::NoExecutable(n.clone())))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut warnings = Vec::new();
+    if inst.instrument_c && clang.is_none() && uses_cc {
+        warnings.push(format!(
+            "clang not found: C/C++ code compiled by the `cc` crate is not instrumented (no coverage, no compare solving); {}",
+            cc::INSTALL_HINT
+        ));
+    }
+    Ok(BuildOutput { binaries, warnings })
 }
 
 /// `Cargo.lock` text without the `[[package]]` entries of `name` that come

@@ -5,24 +5,36 @@
 //! * **Fuzz project** ([`project`]): the `fuzz/` package beside a crate, in
 //!   cargo-fuzz's layout; its binaries are the fuzz targets. Found from any
 //!   directory of the crate and read with `cargo metadata --no-deps`.
-//! * **Flag set** ([`flags`]): SanitizerCoverage (`trace-pc-guard` plus compare
-//!   tracing) for the crates under test, `--cfg fuzzing`, debug assertions and
-//!   overflow checks for all target crates. Everything works on stable Rust.
+//! * **Flag set** ([`flags`]): SanitizerCoverage for the crates under test —
+//!   inline 8-bit counters (`--coverage counters`, the default) or
+//!   `trace-pc-guard` callbacks (`--coverage pc-guard`), both with compare
+//!   tracing — and `--cfg fuzzing`, debug assertions and overflow checks for
+//!   all target crates. Everything works on stable Rust except
+//!   `--sanitizer address` (`-Zsanitizer=address`, run with the rustup
+//!   toolchain `nightly`).
+//! * **C and C++** ([`cc`]): code that build scripts compile with the `cc`
+//!   crate (and `cmake` builds that honour `CC`/`CFLAGS`) is compiled by
+//!   clang with `trace-pc-guard`, `trace-cmp` and calls kept for
+//!   `memcmp`/`strcmp`, through the variables the `cc` crate reads, set on
+//!   the instrumented build's cargo only.
 //! * **Wrapper** ([`wrapper`]): stable cargo cannot set RUSTFLAGS per crate, so
 //!   `cargo-rfuzz` acts as `RUSTC_WRAPPER` and adds the flags per invocation,
 //!   leaving the runtime, build scripts and proc-macros uninstrumented.
 //! * **Build** ([`build`]): runs `cargo build --target <host>` into a target
-//!   directory of its own and reports each binary's path.
+//!   directory of its own per mode (`target/rfuzz`, `target/rfuzz-pc-guard`,
+//!   `target/rfuzz-asan`, ...) and reports each binary's path.
 
 #![deny(missing_docs)]
 
 pub mod build;
+pub mod cc;
+pub mod elf;
 pub mod flags;
 pub mod project;
 pub mod wrapper;
 
-pub use build::{BuildOptions, Built, build};
-pub use flags::Profile;
+pub use build::{BuildOptions, BuildOutput, Built, build};
+pub use flags::{CoverageMode, Instrumentation, Profile, Sanitizer};
 pub use project::{FuzzProject, FuzzTarget, RuntimeDep};
 
 use std::path::PathBuf;
@@ -58,6 +70,16 @@ pub enum Error {
     /// The fuzz package does not depend on the runtime.
     #[error("{} depends on neither rfuzz nor libfuzzer-sys: add `rfuzz = \"0.1\"` under [dependencies]", .0.display())]
     MissingRuntime(PathBuf),
+    /// A sanitizer was asked for without a nightly toolchain.
+    #[error(
+        "--sanitizer {sanitizer} needs a nightly Rust toolchain ({detail}): install it with `rustup toolchain install nightly` (or name one in RFUZZ_NIGHTLY_TOOLCHAIN)"
+    )]
+    NightlyRequired {
+        /// The sanitizer asked for.
+        sanitizer: &'static str,
+        /// What rustup or rustc said.
+        detail: String,
+    },
     /// Cargo failed.
     #[error("failed to build fuzz target(s) {targets} (cargo {status}); cargo's errors are shown above")]
     BuildFailed {

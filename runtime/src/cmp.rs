@@ -4,8 +4,12 @@
 //! SanitizerCoverage (`trace-compares`) calls `__sanitizer_cov_trace_cmp{1,2,4,8}`,
 //! `__sanitizer_cov_trace_const_cmp{1,2,4,8}` and `__sanitizer_cov_trace_switch`
 //! on integer compares. Byte-string compares (slice and `str` equality lower to
-//! `memcmp`/`bcmp`) are caught by defining those two functions here; they
-//! forward to the C library's.
+//! `memcmp`/`bcmp`; C code calls `memcmp`, `strcmp`, `strncmp`,
+//! `strcasecmp`, `strncasecmp`, kept as calls by `-fno-builtin-*`) are
+//! caught by defining those functions here; they forward to the C library's.
+//! In AddressSanitizer builds ASan defines them (to check their arguments)
+//! and calls `__sanitizer_weak_hook_*` after each, which this module defines
+//! instead.
 //!
 //! * **Compare log** (on request, one run): the operands of every compare,
 //!   the site that made it, and up to 32 bytes of each side of a byte-string
@@ -24,7 +28,7 @@
 
 use crate::protocol::cmplog::{self, LogHeader, Record};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use std::os::raw::{c_int, c_void};
+use std::os::raw::{c_char, c_int, c_void};
 
 /// The compare log, or null while logging is off.
 static LOG: AtomicPtr<LogHeader> = AtomicPtr::new(core::ptr::null_mut());
@@ -52,6 +56,8 @@ pub fn init() {
     let on = std::env::var_os(crate::protocol::CMP_PROGRESS_ENV_VAR).is_some_and(|v| v == "1");
     PROGRESS_ON.store(on, Relaxed);
     resolve_memcmp();
+    #[cfg(all(fuzzing, not(rfuzz_sanitize_address)))]
+    strings::resolve();
 }
 
 /// Whether the progress region is part of the coverage map.
@@ -263,6 +269,24 @@ unsafe fn slow_memcmp(a: *const u8, b: *const u8, n: usize) -> c_int {
     0
 }
 
+/// Whether byte-string compares are being watched (progress or a log).
+#[inline(always)]
+fn watching() -> bool {
+    PROGRESS_ON.load(Relaxed) || !LOG.load(Relaxed).is_null()
+}
+
+/// A failed byte-string compare of `x` and `y` (same length): records the
+/// equal prefix as progress and both sides in the compare log.
+fn on_bytes_cmp(x: &[u8], y: &[u8], site: usize) {
+    if PROGRESS_ON.load(Relaxed) {
+        let prefix = x.iter().zip(y).take_while(|(p, q)| p == q).count();
+        let partial = x.get(prefix).zip(y.get(prefix)).map_or(0, |(p, q)| 8 - (p ^ q).count_ones() as usize);
+        record_level(site, prefix * 8 + partial);
+    }
+    let k = x.len().min(y.len()).min(cmplog::BYTES_MAX);
+    push(cmplog::KIND_BYTES, k as u8, 0, site, &x[..k], &y[..k]);
+}
+
 /// `memcmp`/`bcmp` body: compare, then log and record progress when asked.
 ///
 /// # Safety
@@ -276,41 +300,295 @@ unsafe extern "C" fn memcmp_impl(a: *const c_void, b: *const c_void, n: usize, s
         // SAFETY: `real` is the C library's memcmp; forwarded contract.
         unsafe { core::mem::transmute::<usize, MemcmpFn>(real)(a, b, n) }
     };
-    if r != 0 && n >= 4 && (PROGRESS_ON.load(Relaxed) || !LOG.load(Relaxed).is_null()) {
+    // SAFETY: forwarded contract.
+    unsafe { after_memcmp(a, b, n, r, site) };
+    r
+}
+
+/// Watches a finished `memcmp` of `n` bytes that returned `r`.
+///
+/// # Safety
+/// `a` and `b` must be valid for `n` bytes.
+unsafe fn after_memcmp(a: *const c_void, b: *const c_void, n: usize, r: c_int, site: usize) {
+    if r != 0 && n >= 4 && watching() {
         // SAFETY: both buffers are valid for n bytes.
         let (x, y) =
             unsafe { (core::slice::from_raw_parts(a as *const u8, n), core::slice::from_raw_parts(b as *const u8, n)) };
-        if PROGRESS_ON.load(Relaxed) {
-            let prefix = x.iter().zip(y).take_while(|(p, q)| p == q).count();
-            let partial = x.get(prefix).zip(y.get(prefix)).map_or(0, |(p, q)| 8 - (p ^ q).count_ones() as usize);
-            record_level(site, prefix * 8 + partial);
-        }
-        let k = n.min(cmplog::BYTES_MAX);
-        push(cmplog::KIND_BYTES, k as u8, 0, site, &x[..k], &y[..k]);
+        on_bytes_cmp(x, y, site);
     }
-    r
+}
+
+/// Up to `BYTES_MAX` (and at most `limit`) bytes of a C string, zero-padded,
+/// and how many there were before its NUL.
+///
+/// # Safety
+/// `p` must be a NUL-terminated string or valid for `limit` bytes.
+unsafe fn c_prefix(p: *const c_char, limit: usize) -> ([u8; cmplog::BYTES_MAX], usize) {
+    let mut out = [0u8; cmplog::BYTES_MAX];
+    let mut n = 0;
+    while n < limit.min(cmplog::BYTES_MAX) {
+        // SAFETY: n is before the NUL (or below limit), inside the string.
+        let c = unsafe { *p.add(n) } as u8;
+        if c == 0 {
+            break;
+        }
+        out[n] = c;
+        n += 1;
+    }
+    (out, n)
+}
+
+/// Watches a finished string compare (`strcmp` family; `limit` is `n` of the
+/// `strn*` ones) that returned `r`.
+///
+/// # Safety
+/// `a` and `b` must be NUL-terminated or valid for `limit` bytes.
+unsafe fn after_strcmp(a: *const c_char, b: *const c_char, limit: usize, r: c_int, site: usize) {
+    if r == 0 || !watching() || a.is_null() || b.is_null() {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    let ((x, la), (y, lb)) = unsafe { (c_prefix(a, limit), c_prefix(b, limit)) };
+    // Both sides as long as the longer one, the shorter padded with its NUL:
+    // replacing the input's bytes by the other side then ends the string
+    // where the other one ends.
+    let k = la.max(lb);
+    if k >= 2 {
+        on_bytes_cmp(&x[..k], &y[..k], site);
+    }
+}
+
+#[cfg(all(fuzzing, not(rfuzz_sanitize_address)))]
+mod strings {
+    //! `strcmp` and friends, replaced in the whole program (C code built by
+    //! `cargo rfuzz build` calls them instead of inlining them).
+    use super::*;
+
+    type StrcmpFn = unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
+    type StrncmpFn = unsafe extern "C" fn(*const c_char, *const c_char, usize) -> c_int;
+
+    /// The C library's functions, once resolved (0 before).
+    static REAL: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+    const STRCMP: usize = 0;
+    const STRNCMP: usize = 1;
+    const STRCASECMP: usize = 2;
+    const STRNCASECMP: usize = 3;
+
+    pub fn resolve() {
+        for (i, name) in [c"strcmp", c"strncmp", c"strcasecmp", c"strncasecmp"].iter().enumerate() {
+            // SAFETY: as in resolve_memcmp.
+            REAL[i].store(unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize, Relaxed);
+        }
+    }
+
+    /// Byte-wise compare used before resolution (C semantics, ASCII folding).
+    ///
+    /// # Safety
+    /// `a` and `b` must be NUL-terminated or valid for `n` bytes.
+    unsafe fn slow(a: *const c_char, b: *const c_char, n: usize, fold: bool) -> c_int {
+        for i in 0..n {
+            // SAFETY: i is before both NULs (or below n).
+            let (x, y) =
+                unsafe { (core::ptr::read_volatile(a.add(i)) as u8, core::ptr::read_volatile(b.add(i)) as u8) };
+            let (x, y) = if fold { (x.to_ascii_lowercase(), y.to_ascii_lowercase()) } else { (x, y) };
+            if x != y || x == 0 {
+                return x as c_int - y as c_int;
+            }
+        }
+        0
+    }
+
+    /// # Safety
+    /// C's `strcmp` contract.
+    unsafe extern "C" fn two(which: usize, a: *const c_char, b: *const c_char, site: usize) -> c_int {
+        let real = REAL[which].load(Relaxed);
+        let r = if real == 0 {
+            // SAFETY: forwarded contract.
+            unsafe { slow(a, b, usize::MAX, which == STRCASECMP) }
+        } else {
+            // SAFETY: the C library's function of the same signature.
+            unsafe { core::mem::transmute::<usize, StrcmpFn>(real)(a, b) }
+        };
+        // SAFETY: forwarded contract.
+        unsafe { after_strcmp(a, b, usize::MAX, r, site) };
+        r
+    }
+
+    /// # Safety
+    /// C's `strncmp` contract.
+    unsafe extern "C" fn three(which: usize, a: *const c_char, b: *const c_char, n: usize, site: usize) -> c_int {
+        let real = REAL[which].load(Relaxed);
+        let r = if real == 0 {
+            // SAFETY: forwarded contract.
+            unsafe { slow(a, b, n, which == STRNCASECMP) }
+        } else {
+            // SAFETY: the C library's function of the same signature.
+            unsafe { core::mem::transmute::<usize, StrncmpFn>(real)(a, b, n) }
+        };
+        // SAFETY: forwarded contract.
+        unsafe { after_strcmp(a, b, n, r, site) };
+        r
+    }
+
+    unsafe extern "C" fn strcmp_impl(a: *const c_char, b: *const c_char, site: usize) -> c_int {
+        // SAFETY: forwarded contract.
+        unsafe { two(STRCMP, a, b, site) }
+    }
+    unsafe extern "C" fn strcasecmp_impl(a: *const c_char, b: *const c_char, site: usize) -> c_int {
+        // SAFETY: forwarded contract.
+        unsafe { two(STRCASECMP, a, b, site) }
+    }
+    unsafe extern "C" fn strncmp_impl(a: *const c_char, b: *const c_char, n: usize, site: usize) -> c_int {
+        // SAFETY: forwarded contract.
+        unsafe { three(STRNCMP, a, b, n, site) }
+    }
+    unsafe extern "C" fn strncasecmp_impl(a: *const c_char, b: *const c_char, n: usize, site: usize) -> c_int {
+        // SAFETY: forwarded contract.
+        unsafe { three(STRNCASECMP, a, b, n, site) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    trampoline!(strcmp, strcmp_impl, "rdx");
+    #[cfg(target_arch = "x86_64")]
+    trampoline!(strcasecmp, strcasecmp_impl, "rdx");
+    #[cfg(target_arch = "x86_64")]
+    trampoline!(strncmp, strncmp_impl, "rcx");
+    #[cfg(target_arch = "x86_64")]
+    trampoline!(strncasecmp, strncasecmp_impl, "rcx");
+    #[cfg(target_arch = "aarch64")]
+    trampoline!(strcmp, strcmp_impl, "x2");
+    #[cfg(target_arch = "aarch64")]
+    trampoline!(strcasecmp, strcasecmp_impl, "x2");
+    #[cfg(target_arch = "aarch64")]
+    trampoline!(strncmp, strncmp_impl, "x3");
+    #[cfg(target_arch = "aarch64")]
+    trampoline!(strncasecmp, strncasecmp_impl, "x3");
+
+    pub fn keep() {
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        for f in [strcmp as extern "C" fn(), strcasecmp, strncmp, strncasecmp] {
+            core::hint::black_box(f);
+        }
+        core::hint::black_box(strcmp_impl as unsafe extern "C" fn(*const c_char, *const c_char, usize) -> c_int);
+        core::hint::black_box(strcasecmp_impl as unsafe extern "C" fn(*const c_char, *const c_char, usize) -> c_int);
+        core::hint::black_box(
+            strncmp_impl as unsafe extern "C" fn(*const c_char, *const c_char, usize, usize) -> c_int,
+        );
+        core::hint::black_box(
+            strncasecmp_impl as unsafe extern "C" fn(*const c_char, *const c_char, usize, usize) -> c_int,
+        );
+    }
+}
+
+#[cfg(rfuzz_sanitize_address)]
+mod sanitizer_hooks {
+    //! AddressSanitizer intercepts `memcmp` and the `strcmp` family itself
+    //! and calls these (weak in its runtime) after each compare.
+    use super::*;
+
+    /// ASan hook after `memcmp`/`bcmp`.
+    ///
+    /// # Safety
+    /// Called by ASan with the compare's (already checked) arguments.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn __sanitizer_weak_hook_memcmp(
+        pc: *const c_void,
+        a: *const c_void,
+        b: *const c_void,
+        n: usize,
+        r: c_int,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { after_memcmp(a, b, n, r, pc as usize) }
+    }
+
+    /// ASan hook after `strcmp`.
+    ///
+    /// # Safety
+    /// Called by ASan with the compare's arguments.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn __sanitizer_weak_hook_strcmp(
+        pc: *const c_void,
+        a: *const c_char,
+        b: *const c_char,
+        r: c_int,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { after_strcmp(a, b, usize::MAX, r, pc as usize) }
+    }
+
+    /// ASan hook after `strcasecmp`.
+    ///
+    /// # Safety
+    /// Called by ASan with the compare's arguments.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn __sanitizer_weak_hook_strcasecmp(
+        pc: *const c_void,
+        a: *const c_char,
+        b: *const c_char,
+        r: c_int,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { after_strcmp(a, b, usize::MAX, r, pc as usize) }
+    }
+
+    /// ASan hook after `strncmp`.
+    ///
+    /// # Safety
+    /// Called by ASan with the compare's arguments.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn __sanitizer_weak_hook_strncmp(
+        pc: *const c_void,
+        a: *const c_char,
+        b: *const c_char,
+        n: usize,
+        r: c_int,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { after_strcmp(a, b, n, r, pc as usize) }
+    }
+
+    /// ASan hook after `strncasecmp`.
+    ///
+    /// # Safety
+    /// Called by ASan with the compare's arguments.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn __sanitizer_weak_hook_strncasecmp(
+        pc: *const c_void,
+        a: *const c_char,
+        b: *const c_char,
+        n: usize,
+        r: c_int,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { after_strcmp(a, b, n, r, pc as usize) }
+    }
 }
 
 // Defining memcmp/bcmp replaces them for the whole program: only in fuzz-
 // target builds (`--cfg fuzzing`), never in a program that links this crate
-// for its protocol module.
-#[cfg(all(fuzzing, target_arch = "x86_64"))]
+// for its protocol module, and not under ASan (which defines them).
+#[cfg(all(fuzzing, not(rfuzz_sanitize_address), target_arch = "x86_64"))]
 trampoline!(memcmp, memcmp_impl, "rcx");
-#[cfg(all(fuzzing, target_arch = "x86_64"))]
+#[cfg(all(fuzzing, not(rfuzz_sanitize_address), target_arch = "x86_64"))]
 trampoline!(bcmp, memcmp_impl, "rcx");
-#[cfg(all(fuzzing, target_arch = "aarch64"))]
+#[cfg(all(fuzzing, not(rfuzz_sanitize_address), target_arch = "aarch64"))]
 trampoline!(memcmp, memcmp_impl, "x3");
-#[cfg(all(fuzzing, target_arch = "aarch64"))]
+#[cfg(all(fuzzing, not(rfuzz_sanitize_address), target_arch = "aarch64"))]
 trampoline!(bcmp, memcmp_impl, "x3");
 
 /// Keeps the byte-compare hooks linked (see `__private::main`).
 pub fn keep() {
-    #[cfg(all(fuzzing, any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(all(fuzzing, not(rfuzz_sanitize_address), any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         core::hint::black_box(memcmp as extern "C" fn());
         core::hint::black_box(bcmp as extern "C" fn());
     }
+    #[cfg(all(fuzzing, not(rfuzz_sanitize_address)))]
+    strings::keep();
     core::hint::black_box(memcmp_impl as unsafe extern "C" fn(*const c_void, *const c_void, usize, usize) -> c_int);
+    // Called by the string hooks, which only fuzz-target builds have.
+    core::hint::black_box(after_strcmp as unsafe fn(*const c_char, *const c_char, usize, c_int, usize));
 }
 
 #[cfg(test)]
@@ -331,6 +609,17 @@ mod tests {
         let mut buckets: Vec<u8> = LEVEL_VALUE[1..].iter().map(|&v| crate::protocol::bucket(v)).collect();
         buckets.dedup();
         assert_eq!(buckets.len(), 8, "{buckets:?}");
+    }
+
+    #[test]
+    fn string_prefixes_stop_at_the_nul_and_the_limit() {
+        // SAFETY: NUL-terminated literals.
+        unsafe {
+            let (b, n) = c_prefix(c"GET /".as_ptr(), usize::MAX);
+            assert_eq!((&b[..n], b[n]), (&b"GET /"[..], 0));
+            let (b, n) = c_prefix(c"GET /".as_ptr(), 3);
+            assert_eq!(&b[..n], b"GET");
+        }
     }
 
     #[test]

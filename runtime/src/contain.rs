@@ -13,7 +13,8 @@
 //!   `posix_spawn`, `posix_spawnp`, `system` and `popen` (only in fuzz-target
 //!   builds, like the allocator hooks), so inputs that spawn nothing pay one
 //!   atomic load; spawns that bypass libc (a raw `clone`) are caught by a
-//!   cheap probe for children after every batch.
+//!   cheap probe for children after every batch. (In AddressSanitizer builds
+//!   ASan intercepts these functions itself, so only the probe is used.)
 //! * When a child ends (crash, timeout kill, replacement), the forkserver
 //!   kills the child's whole process group before reaping the child.
 //! * When the forkserver is stopped (`SIGTERM`, `SIGINT`, `SIGHUP`, or its
@@ -41,7 +42,7 @@ static OWNER: AtomicI32 = AtomicI32::new(0);
 
 /// Reads `RFUZZ_MAX_PROCS` and keeps the interposed symbols linked.
 pub fn init() {
-    #[cfg(all(target_os = "linux", target_env = "gnu", fuzzing))]
+    #[cfg(all(target_os = "linux", target_env = "gnu", fuzzing, not(rfuzz_sanitize_address)))]
     interpose::keep();
     let cap = std::env::var(crate::protocol::MAX_PROCS_ENV_VAR).ok().and_then(|v| v.trim().parse::<u32>().ok());
     MAX_PROCS.store(cap.unwrap_or(0), Relaxed);
@@ -82,7 +83,7 @@ fn children() -> Vec<libc::pid_t> {
 }
 
 /// Before a spawn: whether it may go ahead under `--max-procs`.
-#[cfg(all(target_os = "linux", target_env = "gnu", fuzzing))]
+#[cfg(all(target_os = "linux", target_env = "gnu", fuzzing, not(rfuzz_sanitize_address)))]
 fn may_spawn() -> bool {
     let cap = MAX_PROCS.load(Relaxed);
     // Only forkserver children are capped and counted; the cap counts this
@@ -94,7 +95,7 @@ fn may_spawn() -> bool {
     false
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu", fuzzing))]
+#[cfg(all(target_os = "linux", target_env = "gnu", fuzzing, not(rfuzz_sanitize_address)))]
 fn spawned() {
     SPAWNED.store(true, Relaxed);
     add_to_header(|h| &h.procs_started, 1);
@@ -285,7 +286,7 @@ pub fn kill_child(child: libc::pid_t) {
 
 // Only in fuzz-target builds (`--cfg fuzzing`), as the allocator hooks: the
 // fuzzer, which links this crate for its protocol module, keeps libc's.
-#[cfg(all(target_os = "linux", target_env = "gnu", fuzzing))]
+#[cfg(all(target_os = "linux", target_env = "gnu", fuzzing, not(rfuzz_sanitize_address)))]
 mod interpose {
     //! The spawn functions of glibc, counted and capped. Each forwards to
     //! glibc's own implementation.

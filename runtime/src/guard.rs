@@ -11,6 +11,12 @@
 //!   stack and records a stack overflow before the process dies of the signal.
 //!   (The Rust runtime installs such a handler in `lang_start`, which a
 //!   `#![no_main]` fuzz target never runs.)
+//! * **AddressSanitizer** (`--sanitizer address` builds, `--cfg
+//!   rfuzz_sanitize_address`): the malloc and SIGSEGV hooks above step aside
+//!   (ASan owns the allocator and reports wild accesses and stack overflows
+//!   itself); a death callback records the kind of error ASan reported, and
+//!   default options make ASan abort (a crash the fuzzer sees) without
+//!   hunting leaks.
 
 use crate::protocol::direct;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -32,7 +38,7 @@ fn write_stderr(msg: &[u8]) {
 // a program that merely links this crate for its protocol module (the fuzzer,
 // whose workspace build unifies this crate's features) must keep the C
 // library's allocator.
-#[cfg(all(target_os = "linux", target_env = "gnu", fuzzing))]
+#[cfg(all(target_os = "linux", target_env = "gnu", fuzzing, not(rfuzz_sanitize_address)))]
 mod interpose {
     //! glibc supports replacing its allocator by defining these symbols in
     //! the executable; we forward to its own implementation.
@@ -159,7 +165,7 @@ mod interpose {
 
 /// Sets the single-allocation limit from the environment.
 pub fn init_malloc_limit() {
-    #[cfg(all(target_os = "linux", target_env = "gnu", fuzzing))]
+    #[cfg(all(target_os = "linux", target_env = "gnu", fuzzing, not(rfuzz_sanitize_address)))]
     interpose::keep();
     let mb = std::env::var(crate::protocol::MALLOC_LIMIT_ENV_VAR).ok().and_then(|v| v.trim().parse::<usize>().ok());
     if let Some(mb) = mb.filter(|&m| m > 0) {
@@ -226,8 +232,12 @@ pub fn init_coverage_dumps() {
     }
 }
 
-/// Installs the stack-overflow detector for the main thread.
+/// Installs the stack-overflow detector for the main thread (not under
+/// ASan, whose own SIGSEGV handler reports stack overflows).
 pub fn init_stack_overflow_handler() {
+    if cfg!(rfuzz_sanitize_address) {
+        return;
+    }
     // SAFETY: plain libc calls on a zeroed attribute struct and a fresh
     // mapping; failures leave the detector off.
     unsafe {
@@ -263,4 +273,47 @@ pub fn init_stack_overflow_handler() {
         libc::sigaction(libc::SIGSEGV, &sa, core::ptr::null_mut());
         libc::sigaction(libc::SIGBUS, &sa, core::ptr::null_mut());
     }
+}
+
+#[cfg(rfuzz_sanitize_address)]
+mod asan {
+    //! AddressSanitizer's interface (its runtime is linked into ASan builds).
+    use std::os::raw::c_char;
+
+    unsafe extern "C" {
+        fn __sanitizer_set_death_callback(callback: extern "C" fn());
+        fn __asan_get_report_description() -> *const c_char;
+    }
+
+    /// Called by ASan after it printed a report, before it aborts.
+    extern "C" fn on_death() {
+        // SAFETY: ASan returns a static NUL-terminated description of the
+        // report being printed (or null when there is none).
+        let kind = unsafe {
+            let p = __asan_get_report_description();
+            if p.is_null() { &b"error"[..] } else { core::ffi::CStr::from_ptr(p).to_bytes() }
+        };
+        crate::record_sanitizer_kind(if kind.is_empty() { b"error" } else { kind });
+        crate::sancov::copy_to_shared();
+    }
+
+    pub fn init() {
+        // SAFETY: registering a plain function; ASan calls it at most once.
+        unsafe { __sanitizer_set_death_callback(on_death) };
+    }
+
+    /// ASan's defaults for fuzz targets (`ASAN_OPTIONS` still overrides):
+    /// abort on an error, so a report is a crash, and no leak hunting at
+    /// exit (the fuzzer does not look for leaks).
+    #[unsafe(no_mangle)]
+    pub extern "C" fn __asan_default_options() -> *const c_char {
+        c"abort_on_error=1:detect_leaks=0:allocator_may_return_null=0:handle_abort=0".as_ptr()
+    }
+}
+
+/// In AddressSanitizer builds, records the kind of each ASan report for the
+/// fuzzer. Nothing otherwise.
+pub fn init_sanitizer_report() {
+    #[cfg(rfuzz_sanitize_address)]
+    asan::init();
 }

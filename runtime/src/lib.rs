@@ -13,13 +13,25 @@
 //! `cargo rfuzz build` compiles it with LLVM SanitizerCoverage on stable Rust
 //! and links this crate, which provides:
 //!
-//! * **Coverage**: the `trace-pc-guard` callbacks count edges into a map sized
-//!   to the number of guards; the map lives in SysV shared memory that the
-//!   fuzzer created (`__AFL_SHM_ID`, or our own segment). This crate is never
-//!   instrumented itself, so only the user's code shows up in the map.
-//! * **Compare tracing**: the `trace-cmp` callbacks record compare operands into
-//!   a log when the fuzzer asks for it, for input-to-state comparison solving;
-//!   otherwise they return at once.
+//! * **Coverage**: the SanitizerCoverage callbacks of both edge
+//!   instrumentations `cargo rfuzz build` uses — inline 8-bit counter arrays
+//!   (Rust, by default) and `trace-pc-guard` guards (Rust with `--coverage
+//!   pc-guard`, and the C/C++ that build scripts compile with clang) — which
+//!   may be mixed in one binary. The fuzzer sees one map, published into
+//!   SysV shared memory that it created (`__AFL_SHM_ID`, or our own
+//!   segment). This crate is never instrumented itself, so only the user's
+//!   code shows up in the map.
+//! * **Compare tracing**: the `trace-cmp` callbacks, and `memcmp`/`bcmp`/
+//!   `strcmp`/`strncmp`/`strcasecmp`/`strncasecmp` (replaced in the binary,
+//!   or through AddressSanitizer's weak hooks in `--sanitizer address`
+//!   builds), record compare operands into a log when the fuzzer asks for
+//!   it, for input-to-state comparison solving; otherwise they return at
+//!   once.
+//! * **Crash kinds**: panics, stack overflows, out-of-memory and — in
+//!   AddressSanitizer builds, where the runtime's own malloc and SIGSEGV
+//!   hooks step aside for ASan's — the kind of memory error ASan reported
+//!   (`heap-buffer-overflow`, `heap-use-after-free`, ...) are recorded for
+//!   the fuzzer, which names crash files after them.
 //! * **A forkserver** on file descriptors 198/199 speaking the AFL++ 4.20+
 //!   handshake (fork mode, persistent mode with `SIGSTOP`/`SIGCONT`,
 //!   shared-memory test cases), so `afl-fuzz` can drive the binary; and a
@@ -82,6 +94,18 @@ fn record_exit_reason(reason: u32) {
         // process (the segment is never detached).
         unsafe { (*h).exit_reason.store(reason, Relaxed) };
     }
+}
+
+/// Records that a sanitizer is about to kill the process, and the kind of
+/// error it reported.
+#[cfg(all(feature = "runtime", rfuzz_sanitize_address))]
+fn record_sanitizer_kind(kind: &[u8]) {
+    let h = DIRECT_HEADER.load(Relaxed);
+    if !h.is_null() {
+        // SAFETY: as in record_exit_reason.
+        unsafe { (*h).set_sanitizer_kind(kind) };
+    }
+    record_exit_reason(protocol::direct::EXIT_SANITIZER);
 }
 
 /// Tells the fuzzer that the coverage map was published on its request.
@@ -150,6 +174,7 @@ pub mod __private {
         cmp::keep();
         guard::init_malloc_limit();
         guard::init_stack_overflow_handler();
+        guard::init_sanitizer_report();
         guard::init_coverage_dumps();
         contain::init();
         // Fix the coverage layout before anything forks.

@@ -170,12 +170,12 @@ pub mod afl {
 /// [`Header::cur_index`] before each run, so after a crash or a timeout the
 /// fuzzer knows which input of the batch was responsible.
 pub mod direct {
-    use core::sync::atomic::{AtomicU32, AtomicU64};
+    use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 
     /// Set to [`VERSION`] (as decimal) by the engine to select this protocol.
     pub const ENV_VAR: &str = "RFUZZ_DIRECT";
-    /// Protocol version.
-    pub const VERSION: u32 = 2;
+    /// Protocol version (3 added [`Header::sanitizer_kind`]).
+    pub const VERSION: u32 = 3;
     /// When set, the forkserver points its stderr at /dev/null once the
     /// handshake succeeded (the fuzzer reads start-up errors before that).
     pub const SILENCE_ENV_VAR: &str = "RFUZZ_SILENCE_STDERR";
@@ -239,6 +239,13 @@ pub mod direct {
     pub const EXIT_OOM: u32 = 2;
     /// [`Header::exit_reason`]: the stack overflowed.
     pub const EXIT_STACK_OVERFLOW: u32 = 3;
+    /// [`Header::exit_reason`]: a sanitizer reported an error; its kind
+    /// (ASan's bug type, e.g. `heap-buffer-overflow`) is in
+    /// [`Header::sanitizer_kind`].
+    pub const EXIT_SANITIZER: u32 = 4;
+
+    /// Bytes of [`Header::sanitizer_kind`] (NUL-padded ASCII).
+    pub const SANITIZER_KIND_LEN: usize = 48;
 
     /// One input of a batch: where its bytes are in the data area.
     #[repr(C)]
@@ -311,6 +318,23 @@ pub mod direct {
         /// Spawns refused because the target already had `--max-procs`
         /// processes running (child → fuzzer).
         pub procs_refused: AtomicU64,
+        /// With [`EXIT_SANITIZER`]: the kind of error the sanitizer
+        /// reported, NUL-padded (child → fuzzer).
+        pub sanitizer_kind: [AtomicU8; SANITIZER_KIND_LEN],
+    }
+
+    impl Header {
+        /// Stores a sanitizer's error kind (cut to fit; async-signal-safe).
+        pub fn set_sanitizer_kind(&self, kind: &[u8]) {
+            for (i, slot) in self.sanitizer_kind.iter().enumerate() {
+                slot.store(kind.get(i).copied().unwrap_or(0), Relaxed);
+            }
+        }
+
+        /// The sanitizer's error kind stored by the child.
+        pub fn sanitizer_kind(&self) -> Vec<u8> {
+            self.sanitizer_kind.iter().map(|b| b.load(Relaxed)).take_while(|&b| b != 0).collect()
+        }
     }
 
     /// Size reserved for the header: one page, so the areas after it are aligned.

@@ -1,12 +1,21 @@
-//! SanitizerCoverage: edge counters and compare tracing.
+//! SanitizerCoverage: edge counters, guards and compare tracing.
 //!
-//! `cargo rfuzz build` instruments with **inline 8-bit counters**: every edge
-//! of the instrumented crates increments a byte in a counter array that LLVM
-//! places in the binary (`__sancov_cntrs`), with no call per edge; each module
-//! registers its array through [`__sanitizer_cov_8bit_counters_init`]. Code
-//! instrumented with `trace-pc-guard` instead (C code built with
-//! `-fsanitize-coverage=trace-pc-guard`, or other build setups) is supported
-//! too: its guards are numbered and counted into a private guard map.
+//! A binary can mix two kinds of edge instrumentation, and this module
+//! takes both:
+//!
+//! * **Inline 8-bit counters** (`cargo rfuzz build`'s default for Rust,
+//!   `--coverage counters`): every edge increments a byte in a counter array
+//!   that LLVM places in the binary (`__sancov_cntrs`), with no call per
+//!   edge; each module registers its array through
+//!   [`__sanitizer_cov_8bit_counters_init`].
+//! * **`trace-pc-guard`** (Rust with `--coverage pc-guard`, and C/C++ that
+//!   build scripts compile with clang's `-fsanitize-coverage=trace-pc-guard`):
+//!   each module's guards are numbered by
+//!   [`__sanitizer_cov_trace_pc_guard_init`] and every edge calls
+//!   [`__sanitizer_cov_trace_pc_guard`], which counts it in a private guard
+//!   map. (C code is also built with `pc-table`, a table of its edges in the
+//!   binary's `__sancov_pcs` section that `cargo rfuzz build` reads to say
+//!   how many edges are C; [`__sanitizer_cov_pcs_init`] has nothing to do.)
 //!
 //! The fuzzer sees one coverage map, the concatenation of the guard map
 //! (whose slot 0 marks "the harness ran") and the counter arrays, each
@@ -17,11 +26,12 @@
 //!            [guard map: marker, guards...][pad][counters of module 1][pad][module 2]...
 //! ```
 //!
-//! The counters stay in the target's own memory; the forkserver child clears
-//! them before each input, scans them itself for new bits (direct protocol),
-//! and copies them into the fuzzer's shared map when the fuzzer needs the map
-//! (after an interesting input, a single run, a crash, a timeout). This crate
-//! is built without instrumentation, so its own code never shows up.
+//! The counters and guards stay in the target's own memory; the forkserver
+//! child clears them before each input, scans them itself for new bits
+//! (direct protocol), and copies them into the fuzzer's shared map when the
+//! fuzzer needs the map (after an interesting input, a single run, a crash,
+//! a timeout). This crate is built without instrumentation, so its own code
+//! never shows up.
 
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -281,6 +291,17 @@ pub unsafe extern "C" fn __sanitizer_cov_trace_pc_guard_init(start: *mut u32, st
         }
     }
 }
+
+/// Called by modules built with `-fsanitize-coverage=pc-table` (the C code
+/// of `cargo rfuzz build`) with their table of `(pc, flags)` pairs. Nothing
+/// to do: the table is read from the binary by the build, which counts the C
+/// edges with it. (Only one such call happens per binary in `pc-guard`
+/// builds: the linker keeps one module constructor of a kind.)
+///
+/// # Safety
+/// Called by LLVM-generated code; the range is not read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __sanitizer_cov_pcs_init(_beg: *const usize, _end: *const usize) {}
 
 /// Called on every edge of `trace-pc-guard` code.
 ///

@@ -6,9 +6,10 @@
 pub mod afl_driver;
 pub mod sshd;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
@@ -53,19 +54,61 @@ pub fn planted_dir() -> PathBuf {
     repo_root().join("tests").join("fixtures").join("planted")
 }
 
-/// Builds all targets of the `planted` fixture once per test process and
-/// returns the binary of `target`.
-pub fn planted_binary(target: &str) -> PathBuf {
-    static BUILT: OnceLock<Vec<PathBuf>> = OnceLock::new();
-    let all = BUILT.get_or_init(|| {
-        let out = output(rfuzz_cmd().arg("build").current_dir(planted_dir().join("fuzz")));
-        assert!(out.status.success(), "building the planted fixture failed");
+/// Directory of the `cparse` fixture crate (a C parser built with the `cc`
+/// crate, and an unsafe out-of-bounds write).
+pub fn cparse_dir() -> PathBuf {
+    repo_root().join("tests").join("fixtures").join("cparse")
+}
+
+/// Builds all targets of the fuzz project in `fuzz_dir` with the extra
+/// `cargo rfuzz build` flags `args`, once per test process and set of flags,
+/// and returns the binary of `target`.
+pub fn built_binary(fuzz_dir: &Path, args: &[&str], target: &str) -> PathBuf {
+    type Builds = Mutex<HashMap<(PathBuf, Vec<String>), Arc<OnceLock<Vec<PathBuf>>>>>;
+    static BUILDS: OnceLock<Builds> = OnceLock::new();
+    let key = (fuzz_dir.to_path_buf(), args.iter().map(|a| a.to_string()).collect());
+    let cell = BUILDS.get_or_init(Default::default).lock().unwrap().entry(key).or_default().clone();
+    let all = cell.get_or_init(|| {
+        let out = output(rfuzz_cmd().arg("build").args(args).current_dir(fuzz_dir));
+        assert!(out.status.success(), "building {} with {args:?} failed", fuzz_dir.display());
         String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect()
     });
     all.iter()
         .find(|p| p.file_name().is_some_and(|n| n == target))
         .unwrap_or_else(|| panic!("fixture target {target} not built"))
         .clone()
+}
+
+/// Builds all targets of the `planted` fixture once per test process and
+/// returns the binary of `target`.
+pub fn planted_binary(target: &str) -> PathBuf {
+    built_binary(&planted_dir().join("fuzz"), &[], target)
+}
+
+/// Whether a tool that some tests need is there. When it is missing the test
+/// is skipped with a message naming how to install it, unless `require_env`
+/// is set (CI sets it after installing the tool), which makes it a failure.
+pub fn have_or_skip(present: bool, what: &str, install: &str, require_env: &str) -> bool {
+    if !present {
+        assert!(std::env::var_os(require_env).is_none(), "{what} is missing and {require_env} is set: {install}");
+        eprintln!("skipping: {what} is not installed ({install}); set {require_env}=1 to fail instead");
+    }
+    present
+}
+
+/// Whether clang is in `PATH` (C instrumentation needs it).
+pub fn clang_present() -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("clang").is_file()))
+}
+
+/// Whether rustup has a nightly toolchain (`--sanitizer address` needs it).
+pub fn nightly_present() -> bool {
+    Command::new("rustc")
+        .arg("-vV")
+        .env("RUSTUP_TOOLCHAIN", "nightly")
+        .env("RUSTUP_AUTO_INSTALL", "0")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("nightly"))
 }
 
 /// A scratch directory removed at the end of the test.

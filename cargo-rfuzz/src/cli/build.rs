@@ -2,8 +2,26 @@
 
 use super::ProjectArgs;
 use anyhow::{Context, Result};
-use clap::Args;
-use rfuzz_instrument::{BuildOptions, Built, FuzzProject, Profile};
+use clap::{Args, ValueEnum};
+use rfuzz_instrument::{BuildOptions, Built, CoverageMode, FuzzProject, Instrumentation, Profile, Sanitizer};
+use std::ffi::OsString;
+
+/// `--coverage`: how edges of Rust code are counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum CoverageArg {
+    /// Inline 8-bit counters: an increment per edge, no call.
+    #[default]
+    Counters,
+    /// trace-pc-guard: a call into the runtime per edge.
+    PcGuard,
+}
+
+/// `--sanitizer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SanitizerArg {
+    /// AddressSanitizer (Rust and instrumented C; nightly toolchain).
+    Address,
+}
 
 /// Build options shared by `build`, `fuzz` and `run`.
 #[derive(Debug, Clone, Default, Args)]
@@ -23,6 +41,22 @@ pub struct BuildFlags {
     /// Target triple (default: the host's).
     #[arg(long = "target", value_name = "TRIPLE", help_heading = "Build")]
     pub triple: Option<String>,
+    /// How edges of Rust code are counted. `counters` (default): inline 8-bit
+    /// counters, no call per edge, about 1.5x faster on real parsers.
+    /// `pc-guard`: SanitizerCoverage trace-pc-guard, a call into the runtime
+    /// per edge (the interface AFL++ and clang's C instrumentation use).
+    /// C code is always trace-pc-guard.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = CoverageArg::Counters, help_heading = "Build")]
+    pub coverage: CoverageArg,
+    /// Leave C/C++ that build scripts compile with the `cc` crate
+    /// uninstrumented (default: instrumented with clang when it is installed).
+    #[arg(long, help_heading = "Build")]
+    pub no_instrument_c: bool,
+    /// Build with a sanitizer: `address` (AddressSanitizer for Rust and the
+    /// instrumented C; needs `rustup toolchain install nightly`). Memory
+    /// errors become crashes named by their kind.
+    #[arg(long, value_enum, value_name = "SANITIZER", help_heading = "Build")]
+    pub sanitizer: Option<SanitizerArg>,
     /// Show cargo's full output.
     #[arg(long, short = 'v', help_heading = "Build")]
     pub verbose: bool,
@@ -37,6 +71,7 @@ impl BuildFlags {
             all_features: self.all_features,
             no_default_features: self.no_default_features,
             target_triple: self.triple.clone(),
+            instrumentation: self.instrumentation(),
             runtime_source: Some(crate::runtime_src::materialize()?),
             libfuzzer_sys_source: Some(crate::runtime_src::materialize_libfuzzer_sys()?),
             wrapper_exe: std::env::current_exe().context("failed to locate the cargo-rfuzz executable")?,
@@ -44,6 +79,75 @@ impl BuildFlags {
             verbose: self.verbose,
         })
     }
+
+    /// Coverage mode, C instrumentation and sanitizer of these flags.
+    pub fn instrumentation(&self) -> Instrumentation {
+        Instrumentation {
+            coverage: match self.coverage {
+                CoverageArg::Counters => CoverageMode::Counters,
+                CoverageArg::PcGuard => CoverageMode::PcGuard,
+            },
+            instrument_c: !self.no_instrument_c,
+            sanitizer: self.sanitizer.map(|s| match s {
+                SanitizerArg::Address => Sanitizer::Address,
+            }),
+        }
+    }
+
+    /// The command-line flags that reproduce this build (for the
+    /// "Reproduce with" commands): every field, so none is dropped silently.
+    pub fn args(&self) -> Vec<OsString> {
+        let BuildFlags {
+            dev,
+            features,
+            all_features,
+            no_default_features,
+            triple,
+            coverage,
+            no_instrument_c,
+            sanitizer,
+            verbose: _,
+        } = self;
+        let mut a: Vec<OsString> = Vec::new();
+        if *dev {
+            a.push("--dev".into());
+        }
+        if !features.is_empty() {
+            a.push("--features".into());
+            a.push(features.join(",").into());
+        }
+        if *all_features {
+            a.push("--all-features".into());
+        }
+        if *no_default_features {
+            a.push("--no-default-features".into());
+        }
+        if let Some(t) = triple {
+            a.push("--target".into());
+            a.push(t.into());
+        }
+        if *coverage != CoverageArg::Counters {
+            a.push("--coverage".into());
+            a.push(coverage.to_possible_value().expect("no skipped variants").get_name().into());
+        }
+        if *no_instrument_c {
+            a.push("--no-instrument-c".into());
+        }
+        if let Some(s) = sanitizer {
+            a.push("--sanitizer".into());
+            a.push(s.to_possible_value().expect("no skipped variants").get_name().into());
+        }
+        a
+    }
+}
+
+/// The `cargo rfuzz repro` command (with `{}` for the input) that rebuilds
+/// `target` of the project in `fuzz_dir` with the same flags: an ASan crash,
+/// say, does not reproduce in a build without ASan.
+pub fn repro_command(fuzz_dir: &std::path::Path, flags: &BuildFlags, target: &str) -> String {
+    use crate::sys::shell_quote;
+    let build_args: String = flags.args().iter().map(|a| format!("{} ", shell_quote(&a.to_string_lossy()))).collect();
+    format!("cargo rfuzz repro --fuzz-dir {} {build_args}{target} {{}}", shell_quote(&fuzz_dir.to_string_lossy()))
 }
 
 /// Options of `cargo rfuzz build`.
@@ -60,11 +164,12 @@ pub struct BuildArgs {
 /// How long the edge-count probe may take: an rfuzz binary answers at once.
 const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Edge count of a built binary, asked from its runtime (`RFUZZ_INFO=1`);
-/// `None` when it prints none. A binary that does not answer within
+/// Edge counts of a built binary: all edges, asked from its runtime
+/// (`RFUZZ_INFO=1`), and how many of them are in C/C++ (its `pc-table`);
+/// `None` when it prints no count. A binary that does not answer within
 /// [`PROBE_LIMIT`] (one that starts fuzzing or serving instead, such as a
 /// real libFuzzer build) is killed with its process group and reported.
-pub fn guard_count(binary: &std::path::Path) -> Result<Option<u32>> {
+pub fn edge_counts(binary: &std::path::Path) -> Result<Option<(u64, u64)>> {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
     let mut child = std::process::Command::new(binary)
@@ -88,7 +193,8 @@ pub fn guard_count(binary: &std::path::Path) -> Result<Option<u32>> {
     if let Some(mut out) = child.stdout.take() {
         let _ = out.by_ref().take(1 << 16).read_to_string(&mut text);
     }
-    Ok(text.lines().find_map(|l| l.strip_prefix("guards: ").and_then(|n| n.trim().parse().ok())))
+    let all = text.lines().find_map(|l| l.strip_prefix("guards: ").and_then(|n| n.trim().parse().ok()));
+    Ok(all.map(|all| (all, rfuzz_instrument::elf::c_edges(binary).unwrap_or(0))))
 }
 
 /// Builds `targets` of `project`, reporting each on stderr.
@@ -103,14 +209,23 @@ pub fn build_targets(project: &FuzzProject, targets: &[String], flags: &BuildFla
     if crate::sys::signal::stop_requested() {
         anyhow::bail!(crate::exit::Interrupted("the build was stopped".into()));
     }
-    let built = result?;
-    for b in &built {
-        match guard_count(&b.binary)? {
-            Some(n) => eprintln!("       Built {} ({n} instrumented edges)", b.target),
+    let out = result?;
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mode = opts.instrumentation;
+    let asan = if mode.sanitizer.is_some() { ", AddressSanitizer" } else { "" };
+    for b in &out.binaries {
+        match edge_counts(&b.binary)? {
+            Some((n, c)) => eprintln!(
+                "       Built {} ({n} instrumented edges, {c} of them in C/C++; Rust: {}{asan})",
+                b.target,
+                mode.coverage.name()
+            ),
             None => eprintln!("       Built {}", b.target),
         }
     }
-    Ok(built)
+    Ok(out.binaries)
 }
 
 /// Runs `cargo rfuzz build`.
@@ -121,4 +236,48 @@ pub fn run(args: BuildArgs) -> Result<i32> {
         println!("{}", b.binary.display());
     }
     Ok(crate::exit::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(flatten)]
+        build: BuildFlags,
+    }
+
+    #[test]
+    fn build_flags_print_back_to_the_same_build() {
+        let argv = [
+            "x",
+            "--dev",
+            "-F",
+            "a,b",
+            "--no-default-features",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--coverage",
+            "pc-guard",
+            "--no-instrument-c",
+            "--sanitizer",
+            "address",
+        ];
+        let first = Probe::try_parse_from(argv).unwrap().build;
+        let mut again_argv: Vec<OsString> = vec!["x".into()];
+        again_argv.extend(first.args());
+        let again = Probe::try_parse_from(again_argv).unwrap().build;
+        assert_eq!(again.args(), first.args());
+        assert_eq!(again.instrumentation(), first.instrumentation());
+        let inst = again.instrumentation();
+        assert_eq!(inst.coverage, CoverageMode::PcGuard);
+        assert!(!inst.instrument_c);
+        assert_eq!(inst.sanitizer, Some(Sanitizer::Address));
+        assert!(again.dev && again.no_default_features && again.features == ["a", "b"]);
+        // The defaults print nothing.
+        assert!(Probe::try_parse_from(["x"]).unwrap().build.args().is_empty());
+        assert_eq!(Probe::try_parse_from(["x"]).unwrap().build.instrumentation(), Instrumentation::default());
+    }
 }

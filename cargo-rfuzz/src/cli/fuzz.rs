@@ -118,9 +118,8 @@ pub fn resolve(
     p.target(name)?;
     let built = build_targets(&p, &[name.to_string()], build, quiet)?;
     let binary = built.into_iter().next().expect("one target built").binary;
-    let fuzz_dir = p.fuzz_dir.to_string_lossy().into_owned();
     Ok(ResolvedTarget {
-        repro: format!("cargo rfuzz repro --fuzz-dir {} {name} {{}}", shell_quote(&fuzz_dir)),
+        repro: super::build::repro_command(&p.fuzz_dir, build, name),
         name: name.to_string(),
         binary,
         default_sync_dir: Some(p.sync_dir(name)),

@@ -207,8 +207,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let ui = if args.flags.no_ui || !std::io::stdout().is_terminal() { UiMode::Plain } else { UiMode::Screen };
     let repro = match &project {
         Some(p) => {
-            let fuzz_dir = shell_quote(&p.fuzz_dir.to_string_lossy());
-            names.iter().map(|t| (t.clone(), format!("cargo rfuzz repro --fuzz-dir {fuzz_dir} {t} {{}}"))).collect()
+            names.iter().map(|t| (t.clone(), super::build::repro_command(&p.fuzz_dir, &args.build, t))).collect()
         }
         None => vec![(names[0].clone(), format!("{} {{}}", shell_quote(&binaries[0].to_string_lossy())))],
     };

@@ -640,17 +640,27 @@ impl Fuzzer {
             return Ok(false);
         }
         let (signal, tag) = match kind {
-            ExitKind::Crash { signal, cause: CrashCause::Panic } => (signal, Some("panic")),
-            ExitKind::Crash { signal, cause: CrashCause::StackOverflow } => (signal, Some("stack-overflow")),
+            ExitKind::Crash { signal, cause: CrashCause::Panic } => (signal, Some("panic".to_string())),
+            ExitKind::Crash { signal, cause: CrashCause::StackOverflow } => {
+                (signal, Some("stack-overflow".to_string()))
+            }
+            ExitKind::Crash { signal, cause: CrashCause::Sanitizer(k) } => (signal, Some(format!("asan-{k}"))),
             ExitKind::Crash { signal, cause: CrashCause::Signal } => (signal, None),
-            ExitKind::Oom => (libc::SIGABRT, Some("oom")),
+            ExitKind::Oom => (libc::SIGABRT, Some("oom".to_string())),
             _ => (0, None),
         };
         let crashes = self.dir.join(layout::CRASHES);
         if self.next_crash_id == 0 {
             self.write_readme(&crashes, "crashes")?;
         }
-        let name = layout::crash_name(self.next_crash_id, signal, origin, self.elapsed_ms(), self.total_execs(), tag);
+        let name = layout::crash_name(
+            self.next_crash_id,
+            signal,
+            origin,
+            self.elapsed_ms(),
+            self.total_execs(),
+            tag.as_deref(),
+        );
         let path = crashes.join(&name);
         layout::write_atomic(&path, input)?;
         self.next_crash_id += 1;
@@ -664,6 +674,7 @@ impl Fuzzer {
                     match cause {
                         CrashCause::Panic => format!("panic, {s}"),
                         CrashCause::StackOverflow => format!("stack overflow, {s}"),
+                        CrashCause::Sanitizer(k) => format!("AddressSanitizer: {k}, {s}"),
                         CrashCause::Signal => s,
                     }
                 }
@@ -714,7 +725,9 @@ impl Fuzzer {
         let text = format!(
             "Command line used to find these {what}:\n\n{}\n\nReproduce one with:\n\n    {}\n\n\
              Names read id:<n>,sig:<signal>,src:<parent entries>,time:<ms>,execs:<n>,op:<mutation>;\n\
-             a trailing panic, oom or stack-overflow says what the rfuzz runtime saw.\n\
+             a trailing panic, oom, stack-overflow or asan-<kind> (an AddressSanitizer\n\
+             report: asan-heap-buffer-overflow, asan-heap-use-after-free, ...) says\n\
+             what the rfuzz runtime saw.\n\
              Per-input timeout: {} ms; memory limit: {}.\n",
             self.cfg.command_line,
             self.cfg.repro_command.replace("{}", "<file>"),

@@ -290,6 +290,10 @@ impl DirectExecutor {
             direct::EXIT_OOM => ExitKind::Oom,
             direct::EXIT_STACK_OVERFLOW => ExitKind::Crash { signal, cause: CrashCause::StackOverflow },
             direct::EXIT_PANIC => ExitKind::Crash { signal, cause: CrashCause::Panic },
+            direct::EXIT_SANITIZER => ExitKind::Crash {
+                signal,
+                cause: CrashCause::Sanitizer(super::SanitizerKind::new(&self.header().sanitizer_kind())),
+            },
             _ => ExitKind::Crash { signal, cause: CrashCause::Signal },
         }
     }

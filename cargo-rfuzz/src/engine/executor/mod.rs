@@ -28,8 +28,64 @@ pub enum CrashCause {
     Panic,
     /// The stack overflowed.
     StackOverflow,
+    /// AddressSanitizer reported a memory error of this kind.
+    Sanitizer(SanitizerKind),
     /// Any other fatal signal.
     Signal,
+}
+
+/// The kind of error a sanitizer reported (ASan's bug type, such as
+/// `heap-buffer-overflow`), spelled for a file name: lowercase ASCII letters,
+/// digits and single dashes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SanitizerKind {
+    bytes: [u8; rfuzz::protocol::direct::SANITIZER_KIND_LEN],
+    len: u8,
+}
+
+impl SanitizerKind {
+    /// Normalises what the runtime recorded (`SEGV` → `segv`, `attempting
+    /// double-free` → `attempting-double-free`); `error` when empty.
+    pub fn new(raw: &[u8]) -> SanitizerKind {
+        let mut k = SanitizerKind { bytes: [0; rfuzz::protocol::direct::SANITIZER_KIND_LEN], len: 0 };
+        let push = |k: &mut SanitizerKind, c: u8| {
+            if (k.len as usize) < k.bytes.len() {
+                k.bytes[k.len as usize] = c;
+                k.len += 1;
+            }
+        };
+        for &c in raw {
+            if c.is_ascii_alphanumeric() {
+                push(&mut k, c.to_ascii_lowercase());
+            } else if k.len > 0 && k.bytes[k.len as usize - 1] != b'-' {
+                push(&mut k, b'-');
+            }
+        }
+        while k.len > 0 && k.bytes[k.len as usize - 1] == b'-' {
+            k.len -= 1;
+        }
+        if k.len == 0 {
+            return SanitizerKind::new(b"error");
+        }
+        k
+    }
+
+    /// The kind as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("ASCII by construction")
+    }
+}
+
+impl std::fmt::Debug for SanitizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SanitizerKind({})", self.as_str())
+    }
+}
+
+impl std::fmt::Display for SanitizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How one execution ended.
@@ -180,6 +236,16 @@ pub fn inspect_binary(path: &Path) -> Result<BinaryKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sanitizer_kinds_are_spelled_for_file_names() {
+        assert_eq!(SanitizerKind::new(b"heap-buffer-overflow").as_str(), "heap-buffer-overflow");
+        assert_eq!(SanitizerKind::new(b"SEGV").as_str(), "segv");
+        assert_eq!(SanitizerKind::new(b"attempting double-free").as_str(), "attempting-double-free");
+        assert_eq!(SanitizerKind::new(b"../x,y").as_str(), "x-y");
+        assert_eq!(SanitizerKind::new(b"").as_str(), "error");
+        assert_eq!(SanitizerKind::new(&[b'a'; 100]).as_str().len(), rfuzz::protocol::direct::SANITIZER_KIND_LEN);
+    }
 
     #[test]
     fn substring_search() {

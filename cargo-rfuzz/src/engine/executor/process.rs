@@ -67,6 +67,30 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// `ASAN_OPTIONS` for a target while fuzzing: an error aborts (a crash the
+/// fuzzer sees; the runtime has recorded its kind), no symbolizing or
+/// allocation stacks (the report goes to /dev/null; `repro` prints a full
+/// one), no leak hunting, and the single-allocation limit as ASan's own.
+pub fn asan_options(malloc_limit_mb: u64, user: Option<OsString>) -> OsString {
+    let mut o = OsString::from(format!(
+        "abort_on_error=1:symbolize=0:malloc_context_size=0:detect_leaks=0:handle_abort=0:\
+         allocator_may_return_null=0:max_allocation_size_mb={malloc_limit_mb}"
+    ));
+    if let Some(u) = user.filter(|u| !u.is_empty()) {
+        o.push(":");
+        o.push(u);
+    }
+    o
+}
+
+/// Whether a binary was built with AddressSanitizer (its runtime's report
+/// banner is in the binary).
+pub fn is_asan_binary(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|data| data.windows(ASAN_MARK.len()).any(|w| w == ASAN_MARK))
+}
+
+const ASAN_MARK: &[u8] = b"ERROR: AddressSanitizer: ";
+
 impl Forkserver {
     /// Starts `cmd` with the forkserver pipes on fds 198/199. `input_file`
     /// replaces `@@`; `stdin` is the target's standard input.
@@ -88,10 +112,14 @@ impl Forkserver {
         }
         // Single allocations above the limit (2 GiB by default, as
         // libFuzzer's -malloc_limit_mb) are out-of-memory bugs.
-        c.env(protocol::MALLOC_LIMIT_ENV_VAR, cmd.mem_limit_mb.unwrap_or(2048).to_string());
+        let malloc_limit = cmd.mem_limit_mb.unwrap_or(2048);
+        c.env(protocol::MALLOC_LIMIT_ENV_VAR, malloc_limit.to_string());
         if let Some(n) = cmd.max_procs {
             c.env(protocol::MAX_PROCS_ENV_VAR, n.to_string());
         }
+        // Read only by AddressSanitizer builds; the user's options come last
+        // and win.
+        c.env("ASAN_OPTIONS", asan_options(malloc_limit, std::env::var_os("ASAN_OPTIONS")));
         c.envs(cmd.env.iter().map(|(k, v)| (k, v)));
         c.envs(env.iter().map(|(k, v)| (k, v)));
         c.stdin(stdin);
@@ -102,7 +130,9 @@ impl Forkserver {
         }
         let ctl_fd = ctl_read.as_raw_fd();
         let st_fd = st_write.as_raw_fd();
-        let mem = cmd.mem_limit_mb;
+        // ASan reserves terabytes of shadow memory, which a data limit would
+        // refuse: its builds get ASan's own allocation limit instead.
+        let mem = cmd.mem_limit_mb.filter(|_| !is_asan_binary(&cmd.binary));
         // SAFETY: between fork and exec only async-signal-safe calls are made
         // (dup2, setrlimit, prctl), on descriptors that stay open until exec.
         unsafe {
