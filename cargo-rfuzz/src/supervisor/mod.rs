@@ -199,6 +199,57 @@ pub struct RunOutcome {
     pub code: i32,
 }
 
+/// What the supervisor knows when an instance exits.
+#[derive(Debug, Clone, Copy)]
+pub struct ExitFacts {
+    /// Its exit code (128 + signal when killed).
+    pub code: i32,
+    /// How long it ran since it was (re)started.
+    pub ran: Duration,
+    /// The run is stopping (Ctrl-C, a fatal error, --exit-on-crash).
+    pub stopping: bool,
+    /// `--max-total-time` has passed.
+    pub time_is_up: bool,
+    /// `--exit-on-crash` was given.
+    pub exit_on_crash: bool,
+    /// Quick deaths in a row before this one.
+    pub quick_failures: u32,
+}
+
+/// What to do about an instance that exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterExit {
+    /// It finished as it should: leave it.
+    Done,
+    /// It failed during start-up with an error that a restart cannot fix
+    /// (usage, build, unusable target): stop the run with its error.
+    FailedToStart,
+    /// It died within its first seconds too many times in a row: give up.
+    KeepsDying,
+    /// It died: start it again (it resumes its queue).
+    Restart {
+        /// Quick deaths in a row, this one included.
+        quick_failures: u32,
+    },
+}
+
+/// The restart policy, as a pure function of what is known at an exit.
+pub fn after_exit(f: &ExitFacts) -> AfterExit {
+    let finished_normally = matches!(f.code, exit::SUCCESS | exit::CRASHES_FOUND) && f.time_is_up;
+    if f.stopping || finished_normally || (f.exit_on_crash && f.code == exit::CRASHES_FOUND) {
+        return AfterExit::Done;
+    }
+    let quick = f.ran < STARTUP;
+    if quick && matches!(f.code, exit::USAGE | exit::TARGET_UNUSABLE | exit::BUILD_FAILED) {
+        return AfterExit::FailedToStart;
+    }
+    let quick_failures = if quick { f.quick_failures + 1 } else { 0 };
+    if quick_failures > MAX_QUICK_RESTARTS {
+        return AfterExit::KeepsDying;
+    }
+    AfterExit::Restart { quick_failures }
+}
+
 /// Runs the plan to the end.
 pub fn run(plan: Plan) -> Result<RunOutcome> {
     // Ctrl-C / SIGTERM: the first stops gracefully, the second kills.
@@ -267,33 +318,41 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
             let Some(status) = child.try_wait()? else { continue };
             inst.child = None;
             let code = process::exit_code(status);
-            let ran = inst.started.elapsed();
-            let finished_normally = matches!(code, 0 | 1) && plan.max_total_time.is_some_and(|t| start.elapsed() >= t);
-            if stopping_since.is_some() || finished_normally || (plan.exit_on_crash && code == 1) {
-                inst.exit = Some(code);
-                continue;
-            }
-            if ran < STARTUP && matches!(code, exit::USAGE | exit::TARGET_UNUSABLE | exit::BUILD_FAILED) {
-                fatal = Some((
-                    code,
-                    format!("instance {} failed to start: {}", inst.plan.id, log_tail(&plan, &inst.plan.id, 6)),
-                ));
-                inst.exit = Some(code);
-                continue;
-            }
-            inst.quick_failures = if ran < STARTUP { inst.quick_failures + 1 } else { 0 };
+            let facts = ExitFacts {
+                code,
+                ran: inst.started.elapsed(),
+                stopping: stopping_since.is_some(),
+                time_is_up: plan.max_total_time.is_some_and(|t| start.elapsed() >= t),
+                exit_on_crash: plan.exit_on_crash,
+                quick_failures: inst.quick_failures,
+            };
             let how = process::describe_status(status);
-            if inst.quick_failures > MAX_QUICK_RESTARTS {
-                fatal = Some((
-                    exit::TARGET_UNUSABLE,
-                    format!(
-                        "instance {} keeps dying ({how}); giving up. Its last output:\n{}",
-                        inst.plan.id,
-                        log_tail(&plan, &inst.plan.id, 6)
-                    ),
-                ));
-                inst.exit = Some(code);
-                continue;
+            match after_exit(&facts) {
+                AfterExit::Done => {
+                    inst.exit = Some(code);
+                    continue;
+                }
+                AfterExit::FailedToStart => {
+                    fatal = Some((
+                        code,
+                        format!("instance {} failed to start: {}", inst.plan.id, log_tail(&plan, &inst.plan.id, 6)),
+                    ));
+                    inst.exit = Some(code);
+                    continue;
+                }
+                AfterExit::KeepsDying => {
+                    fatal = Some((
+                        exit::TARGET_UNUSABLE,
+                        format!(
+                            "instance {} keeps dying ({how}); giving up. Its last output:\n{}",
+                            inst.plan.id,
+                            log_tail(&plan, &inst.plan.id, 6)
+                        ),
+                    ));
+                    inst.exit = Some(code);
+                    continue;
+                }
+                AfterExit::Restart { quick_failures } => inst.quick_failures = quick_failures,
             }
             inst.restarts += 1;
             notice(
@@ -410,4 +469,52 @@ fn report_crashes(plan: &Plan, st: &status::SyncStatus) -> u64 {
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(code: i32, ran_secs: u64) -> ExitFacts {
+        ExitFacts {
+            code,
+            ran: Duration::from_secs(ran_secs),
+            stopping: false,
+            time_is_up: false,
+            exit_on_crash: false,
+            quick_failures: 0,
+        }
+    }
+
+    #[test]
+    fn instances_that_finish_or_are_stopped_stay_down() {
+        let time_up = ExitFacts { time_is_up: true, ..facts(exit::CRASHES_FOUND, 100) };
+        assert_eq!(after_exit(&time_up), AfterExit::Done);
+        assert_eq!(after_exit(&ExitFacts { stopping: true, ..facts(137, 1) }), AfterExit::Done);
+        let crash = ExitFacts { exit_on_crash: true, ..facts(exit::CRASHES_FOUND, 3) };
+        assert_eq!(after_exit(&crash), AfterExit::Done);
+        // Exit 0 before the time is up is not a normal end: restart.
+        assert_eq!(after_exit(&facts(exit::SUCCESS, 100)), AfterExit::Restart { quick_failures: 0 });
+    }
+
+    #[test]
+    fn start_up_errors_stop_the_run_and_deaths_are_restarted_until_they_repeat() {
+        assert_eq!(after_exit(&facts(exit::TARGET_UNUSABLE, 2)), AfterExit::FailedToStart);
+        assert_eq!(after_exit(&facts(exit::USAGE, 1)), AfterExit::FailedToStart);
+        // The same code after a long run is a death, not a start-up failure.
+        assert_eq!(after_exit(&facts(exit::TARGET_UNUSABLE, 600)), AfterExit::Restart { quick_failures: 0 });
+        let mut quick = 0;
+        for _ in 0..MAX_QUICK_RESTARTS {
+            match after_exit(&ExitFacts { quick_failures: quick, ..facts(137, 1) }) {
+                AfterExit::Restart { quick_failures } => quick = quick_failures,
+                other => panic!("restarted while under the limit, got {other:?}"),
+            }
+        }
+        assert_eq!(after_exit(&ExitFacts { quick_failures: quick, ..facts(137, 1) }), AfterExit::KeepsDying);
+        // A long run in between resets the count.
+        assert_eq!(
+            after_exit(&ExitFacts { quick_failures: quick, ..facts(137, 600) }),
+            AfterExit::Restart { quick_failures: 0 }
+        );
+    }
 }

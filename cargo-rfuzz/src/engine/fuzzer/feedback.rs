@@ -1,0 +1,246 @@
+//! What an execution found: calibrating and queueing new coverage (after
+//! trimming), saving crashes and hangs.
+
+use super::*;
+
+impl Fuzzer {
+    /// Calibrates `tc` from its first classified trace: exec time, path
+    /// hash, edges, variable coverage.
+    pub(super) fn calibrate_into(&mut self, tc: &mut Testcase, first: Vec<u8>) -> Result<()> {
+        let checksum = coverage::hash(&first);
+        let mut runs = CAL_CYCLES;
+        let mut ran = 0;
+        let t0 = Instant::now();
+        let mut var = false;
+        let mut i = 1;
+        while i < runs {
+            let kind = self.exec.run_one(&tc.data)?;
+            ran += 1;
+            if kind != ExitKind::Ok {
+                var = true;
+                break;
+            }
+            let (map, virgin) = self.exec.map_and_virgin();
+            coverage::classify(map);
+            coverage::update_virgin(map, virgin);
+            if coverage::hash(map) != checksum {
+                for (j, (&a, &b)) in map.iter().zip(&first).enumerate() {
+                    if a != b && !self.var_bytes[j] {
+                        self.var_bytes[j] = true;
+                        self.var_count += 1;
+                    }
+                }
+                var = true;
+                runs = CAL_CYCLES_LONG;
+            }
+            i += 1;
+        }
+        self.execs += ran as u64;
+        tc.exec_us = (t0.elapsed().as_micros() as u64 / ran.max(1) as u64).max(1);
+        tc.checksum = checksum;
+        tc.edges = coverage::edges(&first);
+        tc.var_behavior = var;
+        Ok(())
+    }
+
+    /// Calibrates and queues a new input; `first` is its classified trace.
+    pub(super) fn add_entry(
+        &mut self,
+        data: Vec<u8>,
+        first: Vec<u8>,
+        origin: Origin,
+        depth: u32,
+        new_edges: bool,
+    ) -> Result<usize> {
+        let id = self.corpus.next_id();
+        let name = layout::queue_name(id, &origin, self.elapsed_ms(), self.total_execs(), new_edges);
+        let mut tc = Testcase::new(id, name.clone(), data);
+        tc.depth = depth;
+        if let Origin::Sync { peer, .. } = &origin {
+            tc.imported_from = Some(peer.clone());
+            tc.handicap = 4;
+        }
+        self.calibrate_into(&mut tc, first)?;
+        // Trimmed before it is written: a queue file never changes once a
+        // peer (or a resumed run) may have read it. Imports were trimmed by
+        // the instance that found them.
+        if !tc.var_behavior && tc.imported_from.is_none() {
+            tc.data = self.trim(std::mem::take(&mut tc.data), tc.checksum)?;
+        }
+        layout::write_atomic(&self.corpus.queue_dir.join(&name), &tc.data)?;
+        let idx = self.corpus.add(tc);
+        self.update_batch_limit();
+        Ok(idx)
+    }
+
+    /// Handles an input whose run is in the executor's map: queue it if it
+    /// has new coverage, save it if it crashed or hung.
+    pub(super) fn handle(
+        &mut self,
+        input: &[u8],
+        kind: ExitKind,
+        origin: Origin,
+        parent: Option<usize>,
+    ) -> Result<bool> {
+        match kind {
+            ExitKind::Ok => {
+                let (map, virgin) = self.exec.map_and_virgin();
+                coverage::classify(map);
+                let new = coverage::update_virgin(map, virgin);
+                if new == NewBits::None {
+                    return Ok(false);
+                }
+                let first = map.to_vec();
+                let depth = parent.map_or(0, |p| self.corpus.entries[p].depth + 1);
+                let imported = matches!(origin, Origin::Sync { .. });
+                self.add_entry(input.to_vec(), first, origin, depth, new == NewBits::Edges)?;
+                if let Some(p) = parent {
+                    self.corpus.entries[p].children += 1;
+                }
+                if imported {
+                    self.corpus_imported += 1;
+                    self.last_import = unix_now();
+                } else {
+                    self.corpus_found += 1;
+                    self.last_find = unix_now();
+                    self.execs_at_last_find = self.execs;
+                    // Inputs at the length limit still find coverage: allow longer ones.
+                    if input.len() * 10 >= self.len_limit * 9 {
+                        self.grow_len_limit();
+                    }
+                }
+                Ok(true)
+            }
+            ExitKind::Timeout => self.save_hang(input, &origin),
+            _ => self.save_crash(input, kind, &origin),
+        }
+    }
+
+    pub(super) fn save_crash(&mut self, input: &[u8], kind: ExitKind, origin: &Origin) -> Result<bool> {
+        self.total_crashes += 1;
+        let (map, _) = self.exec.map_and_virgin();
+        coverage::classify(map);
+        if coverage::update_virgin(map, &mut self.virgin_crash) == NewBits::None {
+            return Ok(false);
+        }
+        let (signal, tag) = match kind {
+            ExitKind::Crash { signal, cause: CrashCause::Panic } => (signal, Some("panic".to_string())),
+            ExitKind::Crash { signal, cause: CrashCause::StackOverflow } => {
+                (signal, Some("stack-overflow".to_string()))
+            }
+            ExitKind::Crash { signal, cause: CrashCause::Sanitizer(k) } => (signal, Some(format!("asan-{k}"))),
+            ExitKind::Crash { signal, cause: CrashCause::Signal } => (signal, None),
+            ExitKind::Oom => (libc::SIGABRT, Some("oom".to_string())),
+            _ => (0, None),
+        };
+        let crashes = self.dir.join(layout::CRASHES);
+        if self.next_crash_id == 0 {
+            self.write_readme(&crashes, "crashes")?;
+        }
+        let name = layout::crash_name(
+            self.next_crash_id,
+            signal,
+            origin,
+            self.elapsed_ms(),
+            self.total_execs(),
+            tag.as_deref(),
+        );
+        let path = crashes.join(&name);
+        layout::write_atomic(&path, input)?;
+        self.next_crash_id += 1;
+        self.saved_crashes += 1;
+        self.last_crash = unix_now();
+        if self.new_crashes.is_empty() {
+            let what = match kind {
+                ExitKind::Oom => "out of memory".to_string(),
+                ExitKind::Crash { signal, cause } => {
+                    let s = crate::sys::process::signal_name(signal);
+                    match cause {
+                        CrashCause::Panic => format!("panic, {s}"),
+                        CrashCause::StackOverflow => format!("stack overflow, {s}"),
+                        CrashCause::Sanitizer(k) => format!("AddressSanitizer: {k}, {s}"),
+                        CrashCause::Signal => s,
+                    }
+                }
+                _ => "crash".into(),
+            };
+            self.ui.notice(format!(
+                "rfuzz: {}: crash found ({what}), saved to {}\nReproduce with:\n\n    {}\n",
+                self.cfg.id,
+                path.display(),
+                self.cfg.repro_command.replace("{}", &crate::sys::shell_quote(&path.to_string_lossy()))
+            ));
+        }
+        self.new_crashes.push(path);
+        Ok(true)
+    }
+
+    pub(super) fn save_hang(&mut self, input: &[u8], origin: &Origin) -> Result<bool> {
+        self.total_tmout += 1;
+        let (map, _) = self.exec.map_and_virgin();
+        coverage::classify(map);
+        if coverage::update_virgin(map, &mut self.virgin_tmout) == NewBits::None {
+            return Ok(false);
+        }
+        // Confirm with the longer hang timeout, as AFL++ does.
+        let normal = self.exec.timeout();
+        self.exec.set_timeout(self.hang_timeout);
+        let again = self.exec.run_one(input);
+        self.exec.set_timeout(normal);
+        self.execs += 1;
+        match again? {
+            ExitKind::Timeout => {}
+            ExitKind::Ok => return Ok(false),
+            kind => return self.save_crash(input, kind, origin),
+        }
+        let hangs = self.dir.join(layout::HANGS);
+        if self.next_hang_id == 0 {
+            self.write_readme(&hangs, "hangs")?;
+        }
+        let name = layout::hang_name(self.next_hang_id, origin, self.elapsed_ms(), self.total_execs());
+        layout::write_atomic(&hangs.join(name), input)?;
+        self.next_hang_id += 1;
+        self.saved_hangs += 1;
+        self.last_hang = unix_now();
+        Ok(true)
+    }
+
+    /// AFL's trimming: removes blocks while the path stays the same.
+    pub(super) fn trim(&mut self, mut data: Vec<u8>, checksum: u64) -> Result<Vec<u8>> {
+        if data.len() < 5 {
+            return Ok(data);
+        }
+        let stage = std::mem::replace(&mut self.stage, "trim");
+        let len_p2 = data.len().next_power_of_two();
+        let mut remove = (len_p2 / 16).max(4);
+        let min_remove = (len_p2 / 1024).max(4);
+        let mut cand = Vec::with_capacity(data.len());
+        'outer: while remove >= min_remove && data.len() > 4 {
+            let mut pos = 0;
+            while pos < data.len() && data.len() > 4 {
+                let n = remove.min(data.len() - pos);
+                cand.clear();
+                cand.extend_from_slice(&data[..pos]);
+                cand.extend_from_slice(&data[pos + n..]);
+                let kind = self.exec.run_one(&cand)?;
+                self.execs += 1;
+                if kind != ExitKind::Ok {
+                    break 'outer;
+                }
+                let (map, _) = self.exec.map_and_virgin();
+                coverage::classify(map);
+                if coverage::hash(map) == checksum {
+                    std::mem::swap(&mut data, &mut cand);
+                } else {
+                    pos += remove;
+                }
+                if self.stopping() {
+                    break 'outer;
+                }
+            }
+            remove /= 2;
+        }
+        self.stage = stage;
+        Ok(data)
+    }
+}
