@@ -345,10 +345,13 @@ fn prepare_instance_dir(cfg: &Config) -> Result<(PathBuf, InstanceLock)> {
     Ok((dir, lock))
 }
 
+/// An executor and the tokens of the target's AFL++ auto-dictionary.
+type Started = (Box<dyn Executor>, Vec<Vec<u8>>);
+
 /// Starts the executor that fits the binary (our direct protocol for an
 /// rfuzz binary, AFL++'s for an AFL++ one or when asked); also returns the
 /// AFL++ auto-dictionary the target offered.
-fn start_executor(cfg: &Config, dir: &Path, initial_timeout: Duration) -> Result<(Box<dyn Executor>, Vec<Vec<u8>>)> {
+fn start_executor(cfg: &Config, dir: &Path, initial_timeout: Duration) -> Result<Started> {
     if !cfg.target.binary.is_file() {
         bail!(UsageError(format!("target binary {} does not exist", cfg.target.binary.display())));
     }
