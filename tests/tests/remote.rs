@@ -22,15 +22,10 @@ fn heavy() -> std::sync::MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A fixed per-input timeout: with a calibrated one, instances that share
-/// too few cores now and then save a spurious `sig:09` crash of this
-/// crash-free target (an engine issue, not a sync one).
-const TIMEOUT_MS: &str = "1000";
-
 /// `cargo rfuzz fuzz doors` as instance `id` of host `host`.
 fn fuzz(dir: &Path, id: &str, host: &str, seeds: &Path, secs: u32) -> Command {
     let mut c = rfuzz_cmd();
-    c.args(["fuzz", "doors", "--no-ui", "-t", TIMEOUT_MS, "--binary"])
+    c.args(["fuzz", "doors", "--no-ui", "--binary"])
         .arg(planted_binary("doors"))
         .arg("-o")
         .arg(dir)
@@ -359,7 +354,7 @@ fn run_with_remote_sync_shares_its_finds_and_ctrl_c_stops_everything() {
     std::fs::create_dir_all(&tmp).unwrap();
     let log = std::fs::File::create(scratch.path().join("run.log")).unwrap();
     let mut run = rfuzz_cmd()
-        .args(["run", "doors", "-j", "1", "--no-ui", "-t", TIMEOUT_MS, "--binary"])
+        .args(["run", "doors", "-j", "1", "--no-ui", "--binary"])
         .arg(planted_binary("doors"))
         .arg("-o")
         .arg(&l)

@@ -9,7 +9,10 @@
 //!   in shared memory when the target supports it, else a file or stdin.
 //!
 //! Both offer the same batch interface, so the fuzzing loop is one piece of
-//! code: fill a batch, run it, handle the input it stopped at.
+//! code: fill a batch, run it, handle the input it stopped at. Only the
+//! direct protocol tells why a run died (panic, out-of-memory, stack
+//! overflow, sanitizer report: see [`CrashCause`]); through the AFL++
+//! protocol a crash is known by its signal alone.
 
 pub mod afl;
 pub mod direct;

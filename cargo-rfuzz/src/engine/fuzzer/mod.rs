@@ -3,12 +3,18 @@
 //! ```text
 //! setup: lock the instance dir, start the executor, load the queue (resume)
 //!        or the seeds, dry-run and calibrate them, derive the timeout
-//! loop:  pick an entry (weighted) -> trim once -> compare-log stage once
+//! loop:  pick an entry (weighted) -> compare-log stage once
 //!        -> deterministic stage once (-D) -> havoc/splice batches
-//!        every batch: handle the input it stopped at (new coverage: calibrate
-//!        and queue; crash: dedup and save; timeout: confirm and save),
-//!        then housekeeping (stats, UI, sync, stop conditions)
+//!        every batch: handle the input it stopped at (new coverage:
+//!        calibrate, trim, then queue, written once; crash: dedup and save;
+//!        timeout: confirm and save), then housekeeping (stats, UI, sync,
+//!        stop conditions)
 //! ```
+//!
+//! The parts, one file each: `setup` (instance directory, executor,
+//! dictionaries, resume or seeds), `feedback` (what an execution found),
+//! `batch` (executor requests, imports), `stages` (mutation stages and
+//! energy), `stats` (fuzzer_stats, plot_data, status screen).
 
 mod batch;
 mod feedback;

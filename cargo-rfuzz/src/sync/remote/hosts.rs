@@ -246,32 +246,15 @@ pub fn load(path: &Path) -> Result<Vec<HostSpec>, String> {
     parse(&text).map_err(|e| format!("hosts file {} {e}", path.display()))
 }
 
-/// Parses a duration: a number and a unit (`s`, `m`, `h`, `d`), or several
-/// (`1h30m`).
+/// Parses a period such as `30m`, `90s`, `2h`, `1h30m` or `1day`
+/// (humantime's syntax); at least one second.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration `{s}`: expected e.g. 30m, 90s, 2h or 1h30m");
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
-        num.clear();
+    let bad = |why: String| format!("invalid duration `{s}`: {why}; expected e.g. 30m, 90s, 2h or 1h30m");
+    let d = humantime::parse_duration(s.trim()).map_err(|e| bad(e.to_string()))?;
+    if d < Duration::from_secs(1) {
+        return Err(bad("shorter than a second".into()));
     }
-    if !num.is_empty() || total == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -338,7 +321,9 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        for bad in ["", "30", "0s", "m", "1x", "-5m", "99999999999999999999h"] {
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1day"), Ok(Duration::from_secs(86400)));
+        for bad in ["", "30", "0s", "500ms", "m", "1x", "-5m", "99999999999999999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
