@@ -17,8 +17,9 @@
 //!   ASan intercepts these functions itself, so only the probe is used.)
 //! * When a child ends (crash, timeout kill, replacement), the forkserver
 //!   kills the child's whole process group before reaping the child.
-//! * When the forkserver is stopped (`SIGTERM`, `SIGINT`, `SIGHUP`, or its
-//!   parent dies: `PR_SET_PDEATHSIG`), it kills its child's group and exits;
+//! * When the forkserver is stopped (`SIGTERM`, `SIGHUP`, or its parent dies:
+//!   `PR_SET_PDEATHSIG`), it kills its child's group and exits (`SIGINT`, a
+//!   terminal's Ctrl-C, is left to the fuzzer, which then closes the pipe);
 //!   when the forkserver itself dies (even of `SIGKILL`), its child gets
 //!   `SIGTERM` and kills its own group.
 //! * `RFUZZ_MAX_PROCS=N` caps the processes the target may have running at
@@ -187,6 +188,8 @@ pub fn enter_child(forkserver: libc::pid_t) {
     }
 }
 
+extern "C" fn ignore_signal(_sig: c_int) {}
+
 extern "C" fn forkserver_stop(_sig: c_int) {
     let child = CHILD.load(Relaxed);
     // SAFETY: kill and _exit are async-signal-safe.
@@ -206,9 +209,14 @@ pub fn enter_forkserver() {
     // async-signal-safe calls.
     unsafe {
         let parent = libc::getppid();
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        for sig in [libc::SIGTERM, libc::SIGHUP] {
             libc::signal(sig, forkserver_stop as *const () as libc::sighandler_t);
         }
+        // Ctrl-C in a terminal reaches the fuzzer's whole process group: the
+        // fuzzer stops and closes our pipe, which ends us cleanly. (A no-op
+        // handler rather than SIG_IGN, which would be inherited through exec
+        // by every process the target starts.)
+        libc::signal(libc::SIGINT, ignore_signal as *const () as libc::sighandler_t);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
         if parent == 1 || libc::getppid() != parent {
             libc::_exit(0);

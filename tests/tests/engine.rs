@@ -367,3 +367,32 @@ fn non_utf8_arguments_are_fuzzed_not_a_panic() {
     );
     assert_eq!(o.status.code(), Some(0), "a run whose sync dir is not UTF-8 fuzzes");
 }
+
+#[test]
+fn ctrl_c_in_a_terminal_stops_fuzz_cleanly() {
+    // Ctrl-C reaches the terminal's whole foreground group, the target's
+    // forkserver included: the instance must stop as interrupted (130), not
+    // report its target as gone (4).
+    use std::os::unix::process::CommandExt;
+    let scratch = Scratch::new();
+    let out = scratch.path().join("sync");
+    let log = scratch.path().join("log");
+    let mut child = fuzz("pairs", &out)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.join("main/fuzzer_stats").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "fuzz ended early");
+        assert!(Instant::now() < deadline, "fuzz never wrote its stats");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling the process group we created, as a terminal does.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(!text.contains("error:"), "{text}");
+}

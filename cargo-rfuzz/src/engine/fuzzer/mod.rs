@@ -170,9 +170,17 @@ impl Fuzzer {
     /// The main loop; returns when stopped.
     pub fn fuzz(&mut self) -> Result<Outcome> {
         let mut interrupted = false;
+        // A stop signal reaches the target's forkserver too (Ctrl-C in a
+        // terminal, `run`'s SIGTERM to the instance's group), which then
+        // ends its child and exits: once a stop was requested, a target
+        // that went away is the stop, not an error.
+        let stopped = |r: Result<()>| match r {
+            Err(_) if crate::sys::signal::stop_requested() => Ok(true),
+            Err(e) => Err(e),
+            Ok(()) => Ok(false),
+        };
         loop {
-            self.housekeeping()?;
-            if crate::sys::signal::stop_requested() {
+            if stopped(self.housekeeping())? || crate::sys::signal::stop_requested() {
                 interrupted = true;
                 break;
             }
@@ -181,7 +189,10 @@ impl Fuzzer {
             }
             let exec = &self.exec;
             let idx = self.corpus.select(&mut self.rng, &|h| exec.path_hits(h));
-            self.fuzz_one(idx)?;
+            if stopped(self.fuzz_one(idx))? {
+                interrupted = true;
+                break;
+            }
             self.cycle_left = self.cycle_left.saturating_sub(1);
             if self.cycle_left == 0 {
                 self.cycles_done += 1;
@@ -193,7 +204,7 @@ impl Fuzzer {
         self.ops.clear();
         self.stage = "stopped";
         // A last import, so nothing peers found in their final seconds is lost.
-        self.sync_now()?;
+        stopped(self.sync_now())?;
         self.write_stats()?;
         Ok(Outcome {
             saved_crashes: self.saved_crashes,
