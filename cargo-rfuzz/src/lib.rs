@@ -8,8 +8,10 @@
 pub mod cli;
 pub mod engine;
 pub mod exit;
+pub mod minimize;
 pub mod report;
 pub mod runtime_src;
 pub mod supervisor;
 pub mod sync;
 pub mod sys;
+pub mod triage;

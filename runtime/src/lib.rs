@@ -136,8 +136,12 @@ fn install_panic_hook() {
         record_exit_reason(protocol::direct::EXIT_PANIC);
         // While fuzzing, stderr is usually /dev/null: keep it cheap.
         eprintln!("{info}");
+        // `RUST_BACKTRACE=0` skips the backtrace: `cargo rfuzz triage` needs
+        // only the location above, and symbolizing takes a tenth of a second.
         if STANDALONE.load(Relaxed) {
-            eprintln!("stack backtrace:\n{}", std::backtrace::Backtrace::force_capture());
+            if std::env::var_os("RUST_BACKTRACE").is_none_or(|v| v != "0") {
+                eprintln!("stack backtrace:\n{}", std::backtrace::Backtrace::force_capture());
+            }
             eprintln!("rfuzz: the input above crashed the target (panic), aborting");
         }
         std::process::abort();
@@ -149,6 +153,14 @@ fn install_panic_hook() {
 #[doc(hidden)]
 pub mod __private {
     use super::*;
+
+    /// Standalone mode with `RFUZZ_PRINT_INPUT=1`: prints a typed input's
+    /// `Debug` form (as libfuzzer-sys, typed inputs must be `Debug`).
+    pub fn print_input<T: core::fmt::Debug>(input: &T) {
+        if STANDALONE.load(Relaxed) && std::env::var_os(protocol::PRINT_INPUT_ENV_VAR).is_some_and(|v| v == "1") {
+            eprintln!("rfuzz: input as {}:\n{input:#?}", core::any::type_name::<T>());
+        }
+    }
 
     /// The target's entry point: called from the `main` that `fuzz_target!`
     /// defines. Runs the user's init once, then serves a fuzzer or runs the
@@ -220,6 +232,7 @@ macro_rules! fuzz_target {
                 Ok(d) => d,
                 Err(_) => return,
             };
+            $crate::__private::print_input(&$data);
             let _: $rty = (|| $body)();
         });
     };
@@ -242,6 +255,7 @@ macro_rules! fuzz_target {
                 Ok(d) => d,
                 Err(_) => return,
             };
+            $crate::__private::print_input(&$data);
             $body;
         });
     };

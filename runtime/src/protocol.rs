@@ -48,6 +48,9 @@ pub const INFO_ENV_VAR: &str = "RFUZZ_INFO";
 /// Most processes the target may have running at once (`--max-procs`);
 /// a spawn beyond it fails with `EAGAIN` and is counted as refused.
 pub const MAX_PROCS_ENV_VAR: &str = "RFUZZ_MAX_PROCS";
+/// Standalone mode: print a typed (`arbitrary`) input's `Debug` form before
+/// running it (`cargo rfuzz tmin` shows it).
+pub const PRINT_INPUT_ENV_VAR: &str = "RFUZZ_PRINT_INPUT";
 
 /// Coverage map size for a number of guards: index 0 is reserved (AFL++ sets
 /// it on every run so a map is never empty), guard ids start at 1, and the size

@@ -82,6 +82,15 @@ fn typed_targets_take_arbitrary_inputs() {
     assert!(output(Command::new(&binary).arg(&ok)).status.success());
     let out = output(Command::new(&binary).arg(&bad));
     assert!(String::from_utf8_lossy(&out.stderr).contains("typed crash"));
+
+    // tmin shows what the target makes of the minimized bytes.
+    let padded = scratch.write("padded", [7u8, 1, 9, 9, 9, 9, 9, 9]);
+    let min = scratch.path().join("min");
+    let out = output(rfuzz_cmd().args(["tmin", "fuzz_target_1"]).arg(&padded).arg("-o").arg(&min).current_dir(&krate));
+    assert!(out.status.success());
+    assert!(std::fs::read(&min).unwrap().len() < 8);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the target reads it as (u8, bool): (\n    7,\n    true,\n)"), "{stderr}");
 }
 
 #[test]

@@ -167,14 +167,15 @@ fn ctrl_c_leaves_no_process_and_no_shared_memory_behind() {
 }
 
 #[test]
-fn a_bounded_run_with_a_crash_exits_1_and_names_it() {
+fn a_bounded_run_with_a_crash_exits_1_and_names_the_bug() {
     let scratch = Scratch::new();
     let out = scratch.path().join("sync");
     let o = output(run_cmd(&["magic"], &out).args(["-j", "2", "--max-total-time", "30"]));
     assert_eq!(o.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&o.stderr);
-    let crash_line = stderr.lines().find(|l| l.starts_with("crash: ")).expect("names the crash file");
-    let path = PathBuf::from(crash_line.trim_start_matches("crash: "));
+    assert!(stderr.contains(", 1 bug:\n  panicked at ") && stderr.contains("'planted bug: magic prefix'"), "{stderr}");
+    let line = stderr.lines().find_map(|l| l.trim().strip_prefix("smallest reproducer: ")).expect("names a crash file");
+    let path = PathBuf::from(line.rsplit_once(" (").unwrap().0);
     assert!(path.is_file(), "{path:?}");
     assert!(stderr.contains("Reproduce with: cargo rfuzz repro"));
 }

@@ -1,6 +1,7 @@
 //! `cargo rfuzz ci-workflow`: prints a GitHub Actions workflow that
-//! smoke-fuzzes every target, keeps the corpus in the Actions cache, uploads
-//! crashes as artifacts and fails on a crash.
+//! smoke-fuzzes every target, keeps a cmin-reduced corpus in the Actions
+//! cache, writes a triage table into the job summary, uploads minimized
+//! reproducers and crashes as artifacts and fails on a crash.
 
 use anyhow::Result;
 use clap::Args;
@@ -49,5 +50,7 @@ mod tests {
         assert!(fork.contains("cargo install --locked --git https://x/y cargo-rfuzz"));
         assert!(text.contains("'60'") && text.contains("cargo rfuzz run \"$target\""));
         assert!(text.contains("upload-artifact") && text.contains("cache/restore"));
+        assert!(text.contains("cargo rfuzz cmin \"$target\"") && text.contains(">> \"$GITHUB_STEP_SUMMARY\""));
+        assert!(text.contains("--markdown --minimize") && text.contains("fuzz/reproducers/"));
     }
 }

@@ -8,6 +8,7 @@ use crate::engine::executor::TargetCommand;
 use crate::engine::fuzzer;
 use crate::exit;
 use crate::sys::shell_quote;
+use crate::triage::replay::{self, Replayer};
 use anyhow::Result;
 use clap::Args;
 use std::ffi::OsString;
@@ -197,16 +198,32 @@ pub fn run(args: FuzzArgs) -> Result<i32> {
     let cfg = args.config(&resolved)?;
     crate::sys::signal::install_stop_handlers();
     let (id, dir, quiet) = (cfg.id.clone(), cfg.sync_dir.join(&cfg.id), cfg.ui == UiMode::Quiet);
+    let own_crashes = |sync_dir: &std::path::Path| {
+        let mut files = crate::triage::collect(sync_dir, false);
+        files.retain(|f| f.instance == id);
+        files
+    };
+    let before: std::collections::BTreeSet<PathBuf> = own_crashes(&cfg.sync_dir).into_iter().map(|f| f.path).collect();
+    let (sync_dir, memory) = (cfg.sync_dir.clone(), cfg.mem_limit_mb);
     let outcome = fuzzer::run(cfg)?;
-    if !quiet {
+    // Under `run` the supervisor triages every instance's crashes at the end.
+    let failed = if quiet {
+        !outcome.new_crashes.is_empty()
+    } else {
         eprintln!(
             "rfuzz: {id} stopped: {} crash(es) and {} hang(s) saved in {}",
             outcome.saved_crashes,
             outcome.saved_hangs,
             dir.display()
         );
-    }
-    Ok(if outcome.saved_crashes > 0 {
+        let replayer = Replayer::new(&resolved.binary, &args.target_args, replay::DEFAULT_TIMEOUT, memory)?;
+        let repro =
+            |f: &crate::triage::CrashFile| Some(resolved.repro.replace("{}", &shell_quote(&f.path.to_string_lossy())));
+        let summary = crate::triage::end_of_run(own_crashes(&sync_dir), &before, &|_| &replayer, &repro);
+        eprint!("{}", summary.text);
+        summary.failed()
+    };
+    Ok(if failed {
         exit::CRASHES_FOUND
     } else if outcome.interrupted {
         exit::INTERRUPTED

@@ -6,6 +6,7 @@ mod bench;
 mod bench_compare;
 pub mod build;
 mod ci_workflow;
+mod cmin;
 pub mod common;
 pub mod fuzz;
 mod init;
@@ -14,6 +15,8 @@ mod repro;
 mod run;
 mod sync_remote;
 mod sync_status;
+mod tmin;
+mod triage;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -56,6 +59,12 @@ pub enum Command {
     SyncRemote(sync_remote::SyncRemoteArgs),
     /// Run inputs (crash files) through a target once, with a backtrace.
     Repro(repro::ReproArgs),
+    /// Replay every crash and hang file of a sync directory and group them into bugs.
+    Triage(Box<triage::TriageArgs>),
+    /// Shrink one input, keeping its crash signature, its hang or its coverage.
+    Tmin(Box<tmin::TminArgs>),
+    /// Reduce the queues and corpus to a smallest corpus with the same coverage.
+    Cmin(Box<cmin::CminArgs>),
     /// Print a GitHub Actions workflow that smoke-fuzzes every target in CI.
     CiWorkflow(ci_workflow::CiWorkflowArgs),
     /// Measure exec/s of each executor on a built binary.
@@ -136,6 +145,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run(a) => run::run(*a),
         Command::SyncStatus(a) => sync_status::run(a),
         Command::SyncRemote(a) => sync_remote::run(a),
+        Command::Triage(a) => triage::run(*a),
+        Command::Tmin(a) => tmin::run(*a),
+        Command::Cmin(a) => cmin::run(*a),
         Command::CiWorkflow(a) => ci_workflow::run(a),
         Command::BenchExec(a) => bench::run(a),
         Command::BenchCompare(a) => bench_compare::run(a),

@@ -6,6 +6,7 @@ use super::{ProjectArgs, UsageError};
 use crate::engine::config::UiMode;
 use crate::supervisor::{self, InstancePlan, Plan, cpu};
 use crate::sys::shell_quote;
+use crate::triage::replay::{self, Replayer};
 use anyhow::Result;
 use clap::Args;
 use std::ffi::OsString;
@@ -211,6 +212,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
         None => vec![(names[0].clone(), format!("{} {{}}", shell_quote(&binaries[0].to_string_lossy())))],
     };
+    let replayers = names
+        .iter()
+        .zip(&binaries)
+        .map(|(n, b)| Ok((n.clone(), Replayer::new(b, &args.target_args, replay::DEFAULT_TIMEOUT, args.flags.memory)?)))
+        .collect::<Result<Vec<_>>>()?;
     let plan = Plan {
         title: format!("cargo rfuzz run :: {} :: -j {jobs} :: {}", names.join(" "), sync_dir.display()),
         sync_dir,
@@ -219,6 +225,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         exit_on_crash: args.flags.exit_on_crash,
         ui,
         repro,
+        replayers,
         remote_sync,
     };
     Ok(supervisor::run(plan)?.code)

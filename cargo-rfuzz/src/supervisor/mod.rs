@@ -67,6 +67,9 @@ pub struct Plan {
     pub title: String,
     /// Reproduce command per target, with `{}` for the file.
     pub repro: Vec<(String, String)>,
+    /// Replayer per target, for the end-of-run triage of crash files (the
+    /// first one also replays files of instances of unknown targets).
+    pub replayers: Vec<(String, crate::triage::replay::Replayer)>,
     /// Arguments after `cargo-rfuzz rfuzz` of a `sync-remote` to run beside
     /// the instances.
     pub remote_sync: Option<Vec<OsString>>,
@@ -258,6 +261,7 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
     std::fs::create_dir_all(&plan.sync_dir)
         .with_context(|| format!("failed to create sync directory {}", plan.sync_dir.display()))?;
     let crashes_before = status::scan(&plan.sync_dir).map(|s| s.totals.saved_crashes).unwrap_or(0);
+    let crash_files_before = crate::triage::crash_paths(&plan.sync_dir);
     let start = Instant::now();
     // Started first: should an instance fail to start, its Drop stops it.
     let mut remote = match &plan.remote_sync {
@@ -423,8 +427,8 @@ pub fn run(plan: Plan) -> Result<RunOutcome> {
         eprintln!("error: {msg}");
         return Ok(RunOutcome { code });
     }
-    let crashes = report_crashes(&plan, &st);
-    let code = if crashes > 0 {
+    let summary = summarize_crashes(&plan, &st, &crash_files_before);
+    let code = if summary.failed() {
         exit::CRASHES_FOUND
     } else if interrupted {
         exit::INTERRUPTED
@@ -445,30 +449,33 @@ fn signal_all(instances: &[Instance], remote: &Option<RemoteSync>, sig: libc::c_
     }
 }
 
-/// Prints every crash file with its reproduce command; returns the count.
-fn report_crashes(plan: &Plan, st: &status::SyncStatus) -> u64 {
-    let mut n = 0;
-    for inst in &st.instances {
-        let dir = plan.sync_dir.join(&inst.stats.id).join(layout::CRASHES);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| layout::parse_id(&e.file_name().to_string_lossy()).is_some())
-            .map(|e| e.path())
-            .collect();
-        files.sort();
-        let repro = plan.repro.iter().find(|(t, _)| *t == inst.stats.afl_banner).map(|(_, r)| r.as_str());
-        for f in files {
-            n += 1;
-            let path = crate::sys::shell_quote(&f.to_string_lossy());
-            eprintln!("crash: {}", f.display());
-            if let Some(r) = repro {
-                eprintln!("  Reproduce with: {}", r.replace("{}", &path));
-            }
-        }
-    }
-    n
+/// Replays the crash files and prints them as bugs, with the command that
+/// reproduces each; crash files of earlier runs that no longer crash are
+/// reported as fixed.
+fn summarize_crashes(
+    plan: &Plan,
+    st: &status::SyncStatus,
+    before: &std::collections::BTreeSet<PathBuf>,
+) -> crate::triage::EndOfRun {
+    let Some((_, first)) = plan.replayers.first() else {
+        return crate::triage::EndOfRun::default();
+    };
+    let target_of = |f: &crate::triage::CrashFile| {
+        st.instances.iter().find(|i| i.stats.id == f.instance).map(|i| i.stats.afl_banner.clone()).unwrap_or_default()
+    };
+    let replayer_for = |f: &crate::triage::CrashFile| {
+        let t = target_of(f);
+        plan.replayers.iter().find(|(name, _)| *name == t).map_or(first, |(_, r)| r)
+    };
+    let repro_for = |f: &crate::triage::CrashFile| {
+        let t = target_of(f);
+        let (_, r) = plan.repro.iter().find(|(name, _)| *name == t).or(plan.repro.first())?;
+        Some(r.replace("{}", &crate::sys::shell_quote(&f.path.to_string_lossy())))
+    };
+    let summary =
+        crate::triage::end_of_run(crate::triage::collect(&plan.sync_dir, false), before, &replayer_for, &repro_for);
+    eprint!("{}", summary.text);
+    summary
 }
 
 #[cfg(test)]
