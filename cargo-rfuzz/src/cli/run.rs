@@ -44,7 +44,8 @@ pub struct RunArgs {
     /// Time between two remote syncs (default 30m).
     #[arg(long, value_name = "DURATION", requires = "remote_sync", value_parser = crate::sync::remote::hosts::parse_duration)]
     pub remote_every: Option<Duration>,
-    /// Extra target arguments for one instance: `ID=ARGS` (whitespace-split).
+    /// Extra target arguments for one instance: `ID=ARGS` (ARGS split like a
+    /// shell would, quotes kept together).
     #[arg(long = "instance-args", value_name = "ID=ARGS")]
     pub instance_args: Vec<String>,
     #[command(flatten)]
