@@ -169,6 +169,20 @@ fn tmin_shrinks_an_input_that_does_not_crash_to_the_same_coverage() {
     assert_eq!(coverage_of(&planted_binary("pairs"), &[before]), coverage_of(&planted_binary("pairs"), &[after]));
 }
 
+#[test]
+fn tmin_shrinks_a_hang_while_it_still_hangs() {
+    let scratch = Scratch::new();
+    let input = put(scratch.path(), "hang", b"H!and some more bytes that do not matter");
+    let min = scratch.path().join("min");
+    planted_binary("sleepy");
+    let o = output(
+        rfuzz_cmd().args(["tmin", "sleepy", "-t", "200"]).arg(&input).arg("-o").arg(&min).current_dir(planted_dir()),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("kept hang"));
+    assert_eq!(std::fs::read(&min).unwrap(), b"H!", "the two bytes that make it sleep");
+}
+
 /// The (edge, hit-count bucket) tuples `inputs` cover together, read with
 /// the test suite's own AFL++-protocol driver (not the engine's executor).
 fn coverage_of(binary: &Path, inputs: &[Vec<u8>]) -> BTreeSet<(usize, u8)> {
