@@ -195,6 +195,9 @@ extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void
             libc::raise(sig);
         }
     }
+    if !sent && crate::STANDALONE.load(Relaxed) && !(low != 0 && addr < low + 4096 && addr + GUARD_SPAN >= low) {
+        crate::standalone::fault_backtrace(sig);
+    }
 }
 
 /// Aborts and other fatal signals: publish the run's coverage, then die of
@@ -206,6 +209,10 @@ extern "C" fn on_fatal(sig: c_int) {
     unsafe {
         libc::signal(sig, libc::SIG_DFL);
         libc::raise(sig);
+    }
+    // A panic's abort already printed its backtrace.
+    if sig != libc::SIGABRT && crate::STANDALONE.load(Relaxed) {
+        crate::standalone::fault_backtrace(sig);
     }
 }
 

@@ -6,6 +6,11 @@ use crate::{protocol, sancov, shm};
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// Print a backtrace when a fatal signal ends a standalone run (off under
+/// `RUST_BACKTRACE=0`).
+static FAULT_BACKTRACE: AtomicBool = AtomicBool::new(false);
 
 fn collect(arg: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if arg.is_dir() {
@@ -23,6 +28,7 @@ fn collect(arg: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// standard input when there are none, then exits 0. A crash aborts with the
 /// panic message and a backtrace (see the panic hook).
 pub fn run(harness: fn(&[u8])) -> ! {
+    FAULT_BACKTRACE.store(std::env::var_os("RUST_BACKTRACE").is_none_or(|v| v != "0"), Relaxed);
     // Without a forkserver an AFL-style tool may still pass a map.
     if let Some(Some(seg)) = shm::attach_env(protocol::SHM_ENV_VAR)
         && seg.size >= sancov::map_size()
@@ -74,4 +80,27 @@ pub fn run(harness: fn(&[u8])) -> ! {
         eprintln!("rfuzz: {} input(s) ran without crashing", inputs.len());
     }
     std::process::exit(0)
+}
+
+/// Called from the fault handlers with the signal's default action already
+/// restored: in a standalone run, prints a backtrace of the faulting thread,
+/// so crashes of one signal can be told apart by where they happened (`cargo
+/// rfuzz triage` reads the first frames outside std and the runtime).
+///
+/// This allocates, which a signal handler must not: it runs only in
+/// standalone mode, when the process is about to die anyway and no fuzzer
+/// depends on it. A fault inside the allocator can hang here; the replays of
+/// `triage` have a time limit and then fall back to the signal alone. A
+/// fault while printing kills the process with the default action.
+pub(crate) fn fault_backtrace(sig: libc::c_int) {
+    if !FAULT_BACKTRACE.swap(false, Relaxed) {
+        return;
+    }
+    // Unwinding needs little stack (the handler may run on the small
+    // alternate one); symbolizing needs more: it runs on a thread of its own.
+    let bt = std::backtrace::Backtrace::force_capture();
+    let print = move || eprintln!("rfuzz: the input crashed the target (signal {sig}); stack backtrace:\n{bt}");
+    if let Ok(t) = std::thread::Builder::new().stack_size(8 << 20).spawn(print) {
+        let _ = t.join();
+    }
 }

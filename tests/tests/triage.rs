@@ -104,6 +104,36 @@ fn triage_counts_the_crash_dir_of_a_foreign_afl_instance() {
 }
 
 #[test]
+fn triage_tells_two_segfaults_apart_by_their_frames() {
+    let scratch = Scratch::new();
+    let sync = scratch.path().join("sync");
+    put(&sync, "main/crashes/id:000000,sig:11,src:000001,time:1,execs:1,op:havoc", b"A1");
+    put(&sync, "main/crashes/id:000001,sig:11,src:000001,time:2,execs:2,op:havoc", b"A22");
+    put(&sync, "s01/crashes/id:000000,sig:11,src:000001,time:1,execs:1,op:havoc", b"B333");
+    planted_binary("two_segvs");
+    let o = output(rfuzz_cmd().args(["triage", "two_segvs", "--json", "-o"]).arg(&sync).current_dir(planted_dir()));
+    assert_eq!(o.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut bugs: Vec<(String, usize)> = report["bugs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            assert_eq!(b["signature"]["kind"]["signal"], "SIGSEGV", "{b:#}");
+            (b["signature"]["frames"][0].as_str().unwrap().to_string(), b["files"].as_array().unwrap().len())
+        })
+        .collect();
+    bugs.sort();
+    assert_eq!(
+        bugs,
+        vec![
+            ("planted::two_segvs::write_through_null_a".to_string(), 2),
+            ("planted::two_segvs::write_through_null_b".to_string(), 1)
+        ]
+    );
+}
+
+#[test]
 fn triage_minimize_writes_one_small_reproducer_per_bug() {
     let scratch = Scratch::new();
     let sync = scratch.path().join("sync");
@@ -167,6 +197,20 @@ fn tmin_shrinks_an_input_that_does_not_crash_to_the_same_coverage() {
     let (before, after) = (std::fs::read(&input).unwrap(), std::fs::read(&min).unwrap());
     assert!(after.len() < before.len(), "{after:?}");
     assert_eq!(coverage_of(&planted_binary("pairs"), &[before]), coverage_of(&planted_binary("pairs"), &[after]));
+}
+
+#[test]
+fn tmin_shrinks_a_hang_while_it_still_hangs() {
+    let scratch = Scratch::new();
+    let input = put(scratch.path(), "hang", b"H!and some more bytes that do not matter");
+    let min = scratch.path().join("min");
+    planted_binary("sleepy");
+    let o = output(
+        rfuzz_cmd().args(["tmin", "sleepy", "-t", "200"]).arg(&input).arg("-o").arg(&min).current_dir(planted_dir()),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("kept hang"));
+    assert_eq!(std::fs::read(&min).unwrap(), b"H!", "the two bytes that make it sleep");
 }
 
 /// The (edge, hit-count bucket) tuples `inputs` cover together, read with

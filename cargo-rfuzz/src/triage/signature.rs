@@ -5,8 +5,9 @@
 //! line of its message. Any other crash by its kind (signal name, stack
 //! overflow, out of memory, timeout, AddressSanitizer's error kind) and the
 //! first few frames of its stack outside std, core, alloc and the rfuzz
-//! runtime, when the replay printed one (ASan always does; the runtime
-//! prints a backtrace for panics only).
+//! runtime, from the backtrace the replay printed (the runtime prints one
+//! for panics and, in standalone mode, for fatal signals; ASan prints its
+//! own).
 
 use serde::Serialize;
 
