@@ -257,9 +257,10 @@ pub fn wait_child(child: libc::pid_t, stopped_too: bool) -> Option<c_int> {
         }
         // SAFETY: the child is a zombie and still leads its group.
         unsafe { libc::kill(-child, libc::SIGKILL) };
-        let status = reap(child, 0);
+        // Forgotten before it is reaped: once reaped its pid may name
+        // another process, which the stop handler must never signal.
         set_child(0);
-        return status;
+        return reap(child, 0);
     }
 }
 
@@ -287,8 +288,8 @@ pub fn kill_child(child: libc::pid_t) {
             libc::kill(-child, libc::SIGKILL);
             libc::kill(child, libc::SIGKILL);
         }
-        reap(child, 0);
         set_child(0);
+        reap(child, 0);
     }
 }
 

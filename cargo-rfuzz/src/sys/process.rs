@@ -29,8 +29,9 @@ pub fn exit_code(status: ExitStatus) -> i32 {
     status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
-/// A descriptor that becomes readable when process `pid` exits.
-fn pidfd(pid: u32) -> Option<OwnedFd> {
+/// A descriptor that becomes readable when process `pid` exits, and through
+/// which it can be signalled without a pid-reuse race.
+pub fn pidfd(pid: u32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     // SAFETY: on success the descriptor is new and ours.
@@ -62,6 +63,49 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> io::Result<Option<Exi
     }
 }
 
+/// Runs `child` (spawned as the leader of its own process group) for at most
+/// `limit`, then kills whatever is left of its group and reaps it; `None`
+/// when it was still running at the limit. The group is signalled while the
+/// leader's zombie still pins its id: after reaping, the id may already
+/// belong to an unrelated new group (pids wrap quickly on busy machines).
+pub fn run_group_for(child: &mut Child, limit: Duration) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    let fd = pidfd(child.id());
+    let pid = child.id() as libc::pid_t;
+    let mut exited = false;
+    loop {
+        // SAFETY: a zeroed siginfo is a valid out-parameter; WNOWAIT leaves
+        // the child to be reaped below.
+        let done = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r =
+                libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
+            r == 0 && info.si_pid() != 0
+        };
+        if done {
+            exited = true;
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match &fd {
+            Some(fd) => {
+                let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+                // SAFETY: one valid pollfd; an interrupted poll just loops.
+                unsafe { libc::poll(&mut p, 1, ms) };
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(10))),
+        }
+    }
+    // SAFETY: the group's leader is our unreaped child, so the id is its.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let status = child.wait()?;
+    Ok(exited.then_some(status))
+}
+
 /// Waits at most `grace` for `child`, then kills and reaps it.
 pub fn wait_or_kill(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
     if let Some(s) = wait_timeout(child, grace)? {
@@ -72,7 +116,8 @@ pub fn wait_or_kill(child: &mut Child, grace: Duration) -> io::Result<ExitStatus
 }
 
 /// Sends `sig` to the process group led by `child` (spawned with
-/// `process_group(0)`).
+/// `process_group(0)`). Only for a child not reaped yet: a reaped leader's
+/// id may already name another group (see [`run_group_for`]).
 pub fn signal_group(child: &Child, sig: libc::c_int) {
     // SAFETY: signalling the process group we created for this child.
     unsafe { libc::kill(-(child.id() as libc::pid_t), sig) };

@@ -147,19 +147,16 @@ impl Replayer {
             });
         }
         let mut child = c.spawn().with_context(|| format!("failed to run {}", self.binary.display()))?;
-        let status = process::wait_timeout(&mut child, self.timeout)?;
-        // Anything it left behind, or all of it on a timeout.
-        process::signal_group(&child, libc::SIGKILL);
+        // Anything it left behind, or all of it on a timeout, is killed
+        // with its group before it is reaped.
+        let status = process::run_group_for(&mut child, self.timeout)?;
         let ending = match status {
             Some(s) => match (s.code(), s.signal()) {
                 (Some(c), _) => Ending::Exited(c),
                 (None, Some(sig)) => Ending::Signaled(sig),
                 _ => Ending::Exited(0),
             },
-            None => {
-                child.wait()?;
-                Ending::TimedOut
-            }
+            None => Ending::TimedOut,
         };
         let mut buf = Vec::new();
         err.rewind()?;

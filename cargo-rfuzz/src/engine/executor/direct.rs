@@ -1,7 +1,7 @@
 //! Client of the direct protocol ([`rfuzz::protocol::direct`]): targets built
 //! with the rfuzz runtime.
 
-use super::process::{Forkserver, ReadOutcome, TargetCommand, kill};
+use super::process::{Forkserver, ReadOutcome, TargetChild, TargetCommand};
 use super::{BatchStop, CrashCause, Executor, ExitKind};
 use crate::engine::TargetError;
 use crate::engine::shm::Segment;
@@ -61,7 +61,7 @@ pub struct DirectExecutor {
     fs: Forkserver,
     seg: Segment,
     layout: Layout,
-    child: Option<i32>,
+    child: Option<TargetChild>,
     timeout: Duration,
     init_timeout: Duration,
     batch_cap: usize,
@@ -208,7 +208,7 @@ impl DirectExecutor {
         if tag != direct::MSG_PID {
             bail!(TargetError(format!("unexpected forkserver reply {tag:#x} to a fork request")));
         }
-        self.child = Some(pid as i32);
+        self.child = Some(TargetChild::new(pid as i32));
         self.execs_since_fork = 0;
         Ok(())
     }
@@ -265,16 +265,15 @@ impl DirectExecutor {
                         continue;
                     }
                     killed_at = Some(self.header().cur_index.load(Relaxed) as usize);
-                    if let Some(pid) = self.child {
+                    if let Some(child) = &self.child {
                         // Ask the child to publish the hung run's coverage
                         // (for hang de-duplication), then kill it.
-                        // SAFETY: signalling our target's child process.
-                        unsafe { libc::kill(pid, direct::DUMP_SIGNAL) };
+                        child.signal(direct::DUMP_SIGNAL);
                         let deadline = std::time::Instant::now() + Duration::from_millis(50);
                         while self.header().map_dumped.load(Relaxed) == 0 && std::time::Instant::now() < deadline {
                             std::thread::sleep(Duration::from_micros(200));
                         }
-                        kill(pid);
+                        child.kill();
                     }
                 }
             }
@@ -460,8 +459,8 @@ impl Executor for DirectExecutor {
 
 impl Drop for DirectExecutor {
     fn drop(&mut self) {
-        if let Some(pid) = self.child.take() {
-            kill(pid);
+        if let Some(child) = self.child.take() {
+            child.kill();
             // The forkserver reaps the child and reports it; then Forkserver's
             // Drop closes the control pipe and the forkserver exits.
             let mut msg = [0u8; 8];

@@ -274,6 +274,43 @@ impl Drop for Forkserver {
     }
 }
 
+/// A child of the target's forkserver, held through a pidfd opened as soon
+/// as the forkserver names it. The forkserver, not us, reaps it: a plain
+/// `kill(pid)` after that could hit whatever process got the pid next (pids
+/// wrap quickly when targets start processes), a pidfd never does.
+#[derive(Debug)]
+pub struct TargetChild {
+    pid: i32,
+    fd: Option<OwnedFd>,
+}
+
+impl TargetChild {
+    /// The forkserver's child `pid`, just reported.
+    pub fn new(pid: i32) -> TargetChild {
+        TargetChild { pid, fd: process::pidfd(pid as u32) }
+    }
+
+    /// Sends `sig`; nothing happens once the process is gone.
+    pub fn signal(&self, sig: i32) {
+        match &self.fd {
+            // SAFETY: pidfd_send_signal on our own pidfd with no siginfo.
+            Some(fd) => unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0);
+            },
+            // No pidfds (Linux before 5.3): the pid itself, as before.
+            None => {
+                // SAFETY: signalling the pid the forkserver reported.
+                unsafe { libc::kill(self.pid, sig) };
+            }
+        }
+    }
+
+    /// Kills it (the forkserver reaps it and reports its death).
+    pub fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+}
+
 /// Kills a child of the forkserver (the forkserver reaps it and reports it).
 pub fn kill(pid: i32) {
     if pid > 0 {
