@@ -5,20 +5,21 @@
 //! fuzz targets, with sources in `fuzz/fuzz_targets/NAME.rs`.
 
 use crate::Error;
+use crate::patch::{DepSource, Dependency};
 use std::path::{Path, PathBuf};
 
 /// How the fuzz package depends on the runtime crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeDep {
-    /// `rfuzz = "0.1"` from crates.io: `cargo rfuzz` patches in the runtime
-    /// source it ships with, so the runtime always matches the engine.
-    Registry,
-    /// A path or git dependency: used as written.
+    /// `rfuzz = "0.1"` from crates.io (or git): `cargo rfuzz` patches in the
+    /// runtime source it ships with, so the runtime always matches the engine.
+    Rfuzz(Dependency),
+    /// A path dependency on `rfuzz` (a runtime checkout): used as written.
     Other,
-    /// A cargo-fuzz project (`libfuzzer-sys` from crates.io, no `rfuzz`):
-    /// `cargo rfuzz` patches in a `libfuzzer-sys` with the same API on the
-    /// rfuzz runtime, so its targets build and fuzz unchanged.
-    LibfuzzerSys,
+    /// A cargo-fuzz project (`libfuzzer-sys`, no `rfuzz`): `cargo rfuzz`
+    /// patches in a `libfuzzer-sys` with the same API on the rfuzz runtime,
+    /// so its targets build and fuzz unchanged.
+    LibfuzzerSys(Dependency),
 }
 
 /// One fuzz target (a binary of the fuzz package).
@@ -132,16 +133,20 @@ pub fn load(fuzz_dir: &Path) -> Result<FuzzProject, Error> {
         .map(|t| FuzzTarget { name: t.name.clone(), src_path: t.src_path.clone().into() })
         .collect();
     targets.sort_by(|a, b| a.name.cmp(&b.name));
-    let from_registry = |d: &cargo_metadata::Dependency| {
-        d.path.is_none() && d.source.as_ref().is_some_and(|s| s.repr.starts_with("registry+"))
+    // Normal dependencies only: a dev- or build-dependency is not what the
+    // targets link.
+    let normal = |name: &str| {
+        package
+            .dependencies
+            .iter()
+            .find(|d| d.name == name && d.kind == cargo_metadata::DependencyKind::Normal)
+            .map(Dependency::from_metadata)
     };
-    let runtime = package.dependencies.iter().find(|d| d.name == crate::wrapper::RUNTIME_CRATE);
-    let libfuzzer = package.dependencies.iter().find(|d| d.name == "libfuzzer-sys");
-    let runtime_dep = match runtime {
-        None if libfuzzer.is_some_and(from_registry) => RuntimeDep::LibfuzzerSys,
-        None => return Err(Error::MissingRuntime(manifest_path)),
-        Some(d) if from_registry(d) => RuntimeDep::Registry,
-        Some(_) => RuntimeDep::Other,
+    let runtime_dep = match (normal(crate::wrapper::RUNTIME_CRATE), normal(crate::wrapper::COMPAT_CRATE)) {
+        (Some(d), _) if matches!(d.source, DepSource::Path(_)) => RuntimeDep::Other,
+        (Some(d), _) => RuntimeDep::Rfuzz(d),
+        (None, Some(d)) => RuntimeDep::LibfuzzerSys(d),
+        (None, None) => return Err(Error::MissingRuntime(manifest_path)),
     };
     Ok(FuzzProject {
         fuzz_dir: fuzz_dir.to_path_buf(),
