@@ -39,7 +39,7 @@ pub mod wrapper;
 
 pub use build::{BuildOptions, BuildOutput, Built, build};
 pub use flags::{CoverageMode, Instrumentation, Profile, Sanitizer};
-pub use project::{FuzzProject, FuzzTarget, RuntimeDep};
+pub use project::{FuzzProject, FuzzTarget, RuntimeDep, TargetOptions};
 
 use std::path::PathBuf;
 
