@@ -276,6 +276,24 @@ mod tests {
     }
 
     #[test]
+    fn binaries_without_the_runtime_are_refused_before_they_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let libfuzzer = tmp.path().join("libfuzzer_target");
+        std::fs::write(&libfuzzer, b"\x7fELF...LLVMFuzzerTestOneInput...INFO: Running with libFuzzer").unwrap();
+        let err = check_rfuzz_binary(&libfuzzer).unwrap_err();
+        assert!(err.to_string().contains("is a libFuzzer binary"), "{err}");
+        assert_eq!(crate::exit::code_for(&err), crate::exit::TARGET_UNUSABLE);
+        let plain = tmp.path().join("plain");
+        std::fs::write(&plain, b"\x7fELF nothing here").unwrap();
+        assert!(check_rfuzz_binary(&plain).unwrap_err().to_string().contains("not built with the rfuzz runtime"));
+        let ours = tmp.path().join("ours");
+        let mut bytes = b"\x7fELF ".to_vec();
+        bytes.extend_from_slice(rfuzz::protocol::direct::BINARY_SIG);
+        std::fs::write(&ours, bytes).unwrap();
+        assert!(check_rfuzz_binary(&ours).is_ok());
+    }
+
+    #[test]
     fn build_flags_print_back_to_the_same_build() {
         let argv = [
             "x",
