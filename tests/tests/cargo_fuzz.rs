@@ -205,3 +205,26 @@ fn a_libfuzzer_sys_dependency_the_stand_in_cannot_replace_fails_fast_with_the_fi
         assert!(std::fs::read(krate.join("fuzz/Cargo.lock")).unwrap() == lock, "the lock file is left as it was");
     }
 }
+
+#[test]
+fn a_libfuzzer_binary_is_refused_without_being_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new();
+    let ran = scratch.path().join("ran");
+    // Carries libFuzzer's entry point and banner, and records being run.
+    let binary = scratch.write(
+        "fuzz_regex_match",
+        format!("#!/bin/sh\n# LLVMFuzzerTestOneInput INFO: Running with libFuzzer\ntouch '{}'\n", ran.display()),
+    );
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = output(
+        rfuzz_cmd()
+            .args(["fuzz", "--no-ui", "--max-total-time", "5", "--binary"])
+            .arg(&binary)
+            .arg("-o")
+            .arg(scratch.path().join("sync")),
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a libFuzzer binary"));
+    assert!(!ran.exists(), "the binary was never started");
+}

@@ -239,6 +239,12 @@ impl Fuzzer {
                 autodict = e.autodict.clone();
                 Box::new(e)
             }
+            (BinaryKind::Plain, _) if super::executor::is_libfuzzer_binary(&cfg.target.binary)? => {
+                bail!(TargetError(format!(
+                    "{} is a libFuzzer binary (built by `cargo fuzz`, or against the real libfuzzer-sys), not an rfuzz one: build it with `cargo rfuzz build`",
+                    cfg.target.binary.display()
+                )))
+            }
             (BinaryKind::Plain, _) => bail!(TargetError(format!(
                 "{} is not instrumented (no rfuzz runtime or AFL++ forkserver in it): build fuzz targets with `cargo rfuzz build`",
                 cfg.target.binary.display()
