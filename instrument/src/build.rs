@@ -275,7 +275,7 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
             meta.arg("--config").arg(c);
         }
         feature_args(&mut meta, opts);
-        if let Some((metadata, said)) = resolve(&mut meta) {
+        if let Some((metadata, said)) = resolve(&mut meta)? {
             for (dep, dir) in &patches {
                 patch::check_used(dep, &project.manifest_path, &metadata, dir, &said)?;
             }
@@ -355,16 +355,24 @@ fn metadata_command(build: &Command) -> Command {
 }
 
 /// The resolved graph and cargo's stderr; `None` when cargo fails (the
-/// build that follows shows why).
-fn resolve(meta: &mut Command) -> Option<(cargo_metadata::Metadata, String)> {
-    let out = meta.output().ok()?;
+/// build that follows shows why). Cargo killed by a signal (Ctrl-C reaches
+/// it too) is an error: no build follows.
+fn resolve(meta: &mut Command) -> Result<Option<(cargo_metadata::Metadata, String)>, Error> {
+    use std::os::unix::process::ExitStatusExt;
+    let Ok(out) = meta.output() else { return Ok(None) };
+    if let Some(sig) = out.status.signal() {
+        return Err(Error::BuildFailed {
+            targets: "(resolving dependencies)".into(),
+            status: format!("metadata was killed by signal {sig}"),
+        });
+    }
     if !out.status.success() {
-        return None;
+        return Ok(None);
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = stdout.lines().find(|l| l.starts_with('{'))?;
-    let metadata = cargo_metadata::MetadataCommand::parse(json).ok()?;
-    Some((metadata, String::from_utf8_lossy(&out.stderr).into_owned()))
+    let parsed =
+        stdout.lines().find(|l| l.starts_with('{')).and_then(|json| cargo_metadata::MetadataCommand::parse(json).ok());
+    Ok(parsed.map(|metadata| (metadata, String::from_utf8_lossy(&out.stderr).into_owned())))
 }
 
 /// Puts a `Cargo.lock` back as it was (or removes one that did not exist)
