@@ -5,7 +5,8 @@
 #   tests/bench/realworld.sh FOLDER [SECONDS] > table.md
 #
 # A project is a directory with a Cargo.toml and a fuzz_targets/ directory
-# (cargo-fuzz's layout: usually <crate>/fuzz/). For each one it builds every
+# (cargo-fuzz's layout: usually <crate>/fuzz/), or whose Cargo.toml says
+# `cargo-fuzz = true` (targets elsewhere). For each one it builds every
 # target with `cargo rfuzz build` (nothing is fetched but what cargo fetches
 # from package registries), checks that each binary carries the rfuzz
 # runtime (RFUZZ_INFO=1 answers "rfuzz runtime ..."), fuzzes it for SECONDS
@@ -15,6 +16,8 @@
 #
 #   project | target | build (exit code; first error line) | rfuzz binary | run exit | corpus | build s
 #
+# A run that exits other than 0 (no crash) or 1 (crashes saved) has its first
+# error line after the code.
 # Needs cargo-rfuzz on PATH (or CARGO_RFUZZ), GNU coreutils (timeout, find).
 # The checkouts are modified only in their target/ directories and fuzz/sync/
 # (which is removed again); Cargo.lock files are left as they were.
@@ -32,8 +35,10 @@ first_error() { # FILE: the first line that says what went wrong, shortened
 
 echo "| project | target | build | rfuzz binary | run exit | corpus | build s |"
 echo "|---|---|---|---|---|---|---|"
-find "$folder" -name fuzz_targets -type d -not -path '*/target/*' | sort | while read -r targets_dir; do
-  dir=$(dirname "$targets_dir")
+{
+  find "$folder" -name fuzz_targets -type d -not -path '*/target/*' -exec dirname {} \;
+  find "$folder" -name Cargo.toml -not -path '*/target/*' -exec grep -l '^cargo-fuzz *= *true' {} + | xargs -r -n1 dirname
+} | sort -u | while read -r dir; do
   [ -f "$dir/Cargo.toml" ] || continue
   project=${dir#"$folder"/}
   if ! timeout -k 10 300 "$rfuzz" rfuzz list --fuzz-dir "$dir" >"$work/list" 2>"$work/list.err"; then
@@ -61,7 +66,11 @@ find "$folder" -name fuzz_targets -type d -not -path '*/target/*' | sort | while
       --max-total-time "$secs" -o "$sync" >"$work/run.out" 2>&1 </dev/null
     run_rc=$?
     corpus=$(find "$sync" -path '*/main/queue/*' -type f 2>/dev/null | wc -l)
-    echo "| $project | $target | ok | $kind | $run_rc | $corpus | $build_s |"
+    case "$run_rc" in
+      0 | 1) run="$run_rc" ;;
+      *) run="$run_rc: $(first_error "$work/run.out")" ;;
+    esac
+    echo "| $project | $target | ok | $kind | $run | $corpus | $build_s |"
     rm -rf "$sync"
   done <"$work/list"
 done
