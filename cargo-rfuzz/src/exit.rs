@@ -51,7 +51,9 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
         }
         if let Some(e) = cause.downcast_ref::<rfuzz_instrument::Error>() {
             return match e {
-                rfuzz_instrument::Error::BuildFailed { .. } => BUILD_FAILED,
+                rfuzz_instrument::Error::BuildFailed { .. } | rfuzz_instrument::Error::PatchNotUsed { .. } => {
+                    BUILD_FAILED
+                }
                 _ => USAGE,
             };
         }

@@ -44,10 +44,30 @@ pub fn materialize() -> Result<PathBuf> {
     materialize_files("rfuzz", RUNTIME_FILES)
 }
 
-/// Writes the libfuzzer-sys compatibility crate and returns its directory:
+/// Writes the libfuzzer-sys compatibility crate, with package version
+/// `version` (what the project's requirement accepts, see
+/// `rfuzz_instrument::patch::shim_version`), and returns its directory:
 /// patched in for `libfuzzer-sys` so cargo-fuzz projects build unchanged.
-pub fn materialize_libfuzzer_sys() -> Result<PathBuf> {
-    materialize_files("libfuzzer-sys", LIBFUZZER_SYS_FILES)
+pub fn materialize_libfuzzer_sys(version: &str) -> Result<PathBuf> {
+    let files = libfuzzer_sys_files(version);
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    materialize_files("libfuzzer-sys", &borrowed)
+}
+
+/// The stand-in's files with its manifest's version set to `version`.
+fn libfuzzer_sys_files(version: &str) -> Vec<(&'static str, String)> {
+    let default_line = format!("version = \"{}\"", rfuzz_instrument::patch::SHIM_VERSION);
+    LIBFUZZER_SYS_FILES
+        .iter()
+        .map(|(path, text)| {
+            let text = if *path == "Cargo.toml" {
+                text.replacen(&default_line, &format!("version = \"{version}\""), 1)
+            } else {
+                text.to_string()
+            };
+            (*path, text)
+        })
+        .collect()
 }
 
 fn materialize_files(name: &str, files: &[(&str, &str)]) -> Result<PathBuf> {
@@ -107,5 +127,18 @@ mod tests {
         assert!(tmp.path().join("src/lib.rs").is_file());
         assert_eq!(std::fs::read_to_string(tmp.path().join(".complete")).unwrap(), content_hash());
         assert!(LIBFUZZER_SYS_FILES.iter().any(|(p, t)| *p == "Cargo.toml" && t.contains("name = \"libfuzzer-sys\"")));
+    }
+
+    #[test]
+    fn the_stand_in_declares_its_version_and_features() {
+        let manifest = |files: &[(&str, String)]| files.iter().find(|(p, _)| *p == "Cargo.toml").unwrap().1.clone();
+        let default = manifest(&libfuzzer_sys_files(rfuzz_instrument::patch::SHIM_VERSION));
+        let doc: toml_edit::DocumentMut = default.parse().unwrap();
+        assert_eq!(doc["package"]["version"].as_str(), Some(rfuzz_instrument::patch::SHIM_VERSION));
+        for f in rfuzz_instrument::patch::SHIM_FEATURES {
+            assert!(doc["features"].get(f).is_some(), "feature {f} is declared");
+        }
+        let exact: toml_edit::DocumentMut = manifest(&libfuzzer_sys_files("0.4.7")).parse().unwrap();
+        assert_eq!(exact["package"]["version"].as_str(), Some("0.4.7"));
     }
 }

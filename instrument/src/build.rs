@@ -1,6 +1,7 @@
 //! Running cargo to build instrumented fuzz targets.
 
 use crate::flags::{self, Instrumentation, Profile, Sanitizer};
+use crate::patch::{self, DepSource, Dependency};
 use crate::project::{FuzzProject, RuntimeDep};
 use crate::{Error, cc, wrapper};
 use std::io::BufReader;
@@ -146,20 +147,6 @@ fn check_stamp(target_dir: &Path, profile_dir: &Path, stamp: &str) -> Result<(),
     Ok(())
 }
 
-fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Builds `targets` (all targets when empty) and returns their binaries in
 /// the order asked.
 pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> Result<BuildOutput, Error> {
@@ -219,34 +206,34 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
     for n in &names {
         cmd.arg("--bin").arg(n);
     }
-    if !opts.features.is_empty() {
-        cmd.arg("--features").arg(opts.features.join(","));
-    }
-    if opts.all_features {
-        cmd.arg("--all-features");
-    }
-    if opts.no_default_features {
-        cmd.arg("--no-default-features");
-    }
+    feature_args(&mut cmd, opts);
     if opts.quiet {
         cmd.arg("--quiet");
     }
     if opts.verbose {
         cmd.arg("--verbose");
     }
-    let patch = |cmd: &mut Command, name: &str, src: &Path| {
-        cmd.arg("--config").arg(format!("patch.crates-io.{name}.path={}", toml_string(&src.to_string_lossy())));
-    };
+    // What is patched in, and from which directory.
+    let mut patches: Vec<(Dependency, PathBuf)> = Vec::new();
     match (&project.runtime_dep, &opts.runtime_source, &opts.libfuzzer_sys_source) {
         // The runtime matching this cargo-rfuzz, whether or not `rfuzz` is
         // published: the wire protocol must match the engine's.
-        (RuntimeDep::Registry, Some(rt), _) => patch(&mut cmd, "rfuzz", rt),
-        // A cargo-fuzz project: libfuzzer-sys' API on our runtime.
-        (RuntimeDep::LibfuzzerSys, Some(rt), Some(shim)) => {
-            patch(&mut cmd, "rfuzz", rt);
-            patch(&mut cmd, "libfuzzer-sys", shim);
+        (RuntimeDep::Rfuzz(dep), Some(rt), _) => patches.push((dep.clone(), rt.clone())),
+        // A cargo-fuzz project: libfuzzer-sys' API on our runtime (which the
+        // stand-in takes from crates.io).
+        (RuntimeDep::LibfuzzerSys(dep), Some(rt), Some(shim)) => {
+            patches.push((stand_in_runtime_dep(), rt.clone()));
+            patches.push((dep.clone(), shim.clone()));
         }
         _ => {}
+    }
+    let mut config_args: Vec<String> = Vec::new();
+    for (dep, dir) in &patches {
+        let key = patch::check_patchable(dep, &project.manifest_path)?;
+        config_args.push(patch::patch_config(&key, &dep.name, dir));
+    }
+    for c in &config_args {
+        cmd.arg("--config").arg(c);
     }
     let inner = std::env::var_os("RUSTC_WRAPPER").filter(|w| Path::new(w) != opts.wrapper_exe && !w.is_empty());
     if let Some(clang) = &clang {
@@ -264,31 +251,36 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     // Cargo ignores a patch whose version differs from the one locked from
-    // the registry, so a registry entry of a patched crate is taken out of
+    // a registry or git, so those entries of a patched crate are taken out of
     // the lock before the build (cargo then locks the patch and keeps every
     // other version). A cargo-fuzz project's lock file belongs to `cargo
     // fuzz`: it is put back as it was afterwards.
     let lock_path = project.workspace_root.join("Cargo.lock");
-    let unlock = |name: &str| {
+    let lock_guard =
+        matches!(project.runtime_dep, RuntimeDep::LibfuzzerSys(_)).then(|| LockGuard::save(lock_path.clone()));
+    for (dep, _) in &patches {
         if let Ok(text) = std::fs::read_to_string(&lock_path) {
-            let stripped = without_registry_package(&text, name);
+            let stripped = patch::without_sourced_package(&text, &dep.name);
             if stripped != text {
                 let _ = std::fs::write(&lock_path, stripped);
             }
         }
-    };
-    let lock_guard = match project.runtime_dep {
-        RuntimeDep::LibfuzzerSys => {
-            let guard = LockGuard::save(lock_path.clone());
-            unlock("libfuzzer-sys");
-            Some(guard)
+    }
+    // Before anything compiles: a patch cargo does not use would build the
+    // real crate (libFuzzer, for libfuzzer-sys) in its place.
+    if !patches.is_empty() {
+        let mut meta = metadata_command(&cmd);
+        meta.arg("--manifest-path").arg(&project.manifest_path).arg("--filter-platform").arg(&triple);
+        for c in &config_args {
+            meta.arg("--config").arg(c);
         }
-        RuntimeDep::Registry => {
-            unlock(wrapper::RUNTIME_CRATE);
-            None
+        feature_args(&mut meta, opts);
+        if let Some((metadata, said)) = resolve(&mut meta)? {
+            for (dep, dir) in &patches {
+                patch::check_used(dep, &project.manifest_path, &metadata, dir, &said)?;
+            }
         }
-        RuntimeDep::Other => None,
-    };
+    }
     let mut child = cmd.spawn().map_err(|source| Error::Io { what: "cargo build".into(), source })?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut built: Vec<Built> = Vec::new();
@@ -326,21 +318,61 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
     Ok(BuildOutput { binaries, warnings })
 }
 
-/// `Cargo.lock` text without the `[[package]]` entries of `name` that come
-/// from a registry.
-/// A lock file that does not parse is returned as it is (cargo will say
-/// what is wrong with it).
-fn without_registry_package(lock: &str, name: &str) -> String {
-    let Ok(mut doc) = lock.parse::<toml_edit::DocumentMut>() else { return lock.to_string() };
-    let Some(packages) = doc.get_mut("package").and_then(|p| p.as_array_of_tables_mut()) else {
-        return lock.to_string();
-    };
-    let from_registry = |t: &toml_edit::Table| {
-        t.get("source").and_then(|s| s.as_str()).is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"))
-    };
-    let before = packages.len();
-    packages.retain(|t| !(t.get("name").and_then(|n| n.as_str()) == Some(name) && from_registry(t)));
-    if packages.len() == before { lock.to_string() } else { doc.to_string() }
+fn feature_args(cmd: &mut Command, opts: &BuildOptions) {
+    if !opts.features.is_empty() {
+        cmd.arg("--features").arg(opts.features.join(","));
+    }
+    if opts.all_features {
+        cmd.arg("--all-features");
+    }
+    if opts.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+}
+
+/// The stand-in's own dependency on the runtime (`rfuzz = "0.1"`).
+fn stand_in_runtime_dep() -> Dependency {
+    Dependency {
+        name: wrapper::RUNTIME_CRATE.into(),
+        req: cargo_metadata::semver::VersionReq::parse("0.1").expect("a valid requirement"),
+        features: Vec::new(),
+        default_features: true,
+        source: DepSource::CratesIo,
+    }
+}
+
+/// `cargo metadata` run by the same cargo (toolchain) as `build`.
+fn metadata_command(build: &Command) -> Command {
+    let mut meta = Command::new(build.get_program());
+    for (k, v) in build.get_envs() {
+        match v {
+            Some(v) => meta.env(k, v),
+            None => meta.env_remove(k),
+        };
+    }
+    meta.args(["metadata", "--format-version", "1"]).stdin(Stdio::null());
+    meta
+}
+
+/// The resolved graph and cargo's stderr; `None` when cargo fails (the
+/// build that follows shows why). Cargo killed by a signal (Ctrl-C reaches
+/// it too) is an error: no build follows.
+fn resolve(meta: &mut Command) -> Result<Option<(cargo_metadata::Metadata, String)>, Error> {
+    use std::os::unix::process::ExitStatusExt;
+    let Ok(out) = meta.output() else { return Ok(None) };
+    if let Some(sig) = out.status.signal() {
+        return Err(Error::BuildFailed {
+            targets: "(resolving dependencies)".into(),
+            status: format!("metadata was killed by signal {sig}"),
+        });
+    }
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let parsed =
+        stdout.lines().find(|l| l.starts_with('{')).and_then(|json| cargo_metadata::MetadataCommand::parse(json).ok());
+    Ok(parsed.map(|metadata| (metadata, String::from_utf8_lossy(&out.stderr).into_owned())))
 }
 
 /// Puts a `Cargo.lock` back as it was (or removes one that did not exist)
@@ -368,36 +400,5 @@ impl Drop for LockGuard {
             Some(bytes) => std::fs::write(&self.path, bytes),
             None => std::fs::remove_file(&self.path),
         };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn toml_strings_are_escaped() {
-        assert_eq!(toml_string(r#"/a "b"\c"#), r#""/a \"b\"\\c""#);
-    }
-
-    #[test]
-    fn a_package_is_taken_out_of_a_lock_file() {
-        let reg = "source = \"registry+https://github.com/rust-lang/crates.io-index\"";
-        let lock = format!(
-            "version = 4\n\n[[package]]\nname = \"cc\"\nversion = \"1.2.0\"\n{reg}\n\n[[package]]\n\
-             name = \"libfuzzer-sys\"\nversion = \"0.4.13\"\n{reg}\ndependencies = [\n \"cc\",\n]\n\n\
-             [[package]]\nname = \"libfuzzer-sys-extra\"\nversion = \"1.0.0\"\n{reg}\n"
-        );
-        let out = without_registry_package(&lock, "libfuzzer-sys");
-        assert_eq!(
-            out,
-            format!(
-                "version = 4\n\n[[package]]\nname = \"cc\"\nversion = \"1.2.0\"\n{reg}\n\n\
-                 [[package]]\nname = \"libfuzzer-sys-extra\"\nversion = \"1.0.0\"\n{reg}\n"
-            )
-        );
-        // A patched (path) entry stays.
-        let patched = "version = 4\n\n[[package]]\nname = \"rfuzz\"\nversion = \"0.1.0\"\n";
-        assert_eq!(without_registry_package(patched, "rfuzz"), patched);
     }
 }

@@ -23,6 +23,9 @@
 //! * **Build** ([`build`]): runs `cargo build --target <host>` into a target
 //!   directory of its own per mode (`target/rfuzz`, `target/rfuzz-pc-guard`,
 //!   `target/rfuzz-asan`, ...) and reports each binary's path.
+//! * **Patches** ([`patch`]): the runtime, and for cargo-fuzz projects a
+//!   `libfuzzer-sys` stand-in, replace the crates the fuzz package names,
+//!   from crates.io or git; a patch cargo would not use is an error.
 
 #![deny(missing_docs)]
 
@@ -30,12 +33,13 @@ pub mod build;
 pub mod cc;
 pub mod elf;
 pub mod flags;
+pub mod patch;
 pub mod project;
 pub mod wrapper;
 
 pub use build::{BuildOptions, BuildOutput, Built, build};
 pub use flags::{CoverageMode, Instrumentation, Profile, Sanitizer};
-pub use project::{FuzzProject, FuzzTarget, RuntimeDep};
+pub use project::{FuzzProject, FuzzTarget, RuntimeDep, TargetOptions};
 
 use std::path::PathBuf;
 
@@ -79,6 +83,20 @@ pub enum Error {
         sanitizer: &'static str,
         /// What rustup or rustc said.
         detail: String,
+    },
+    /// The runtime or the libfuzzer-sys stand-in cannot be patched in, or
+    /// cargo would not use the patch: the build would link something else
+    /// (for libfuzzer-sys: the real libFuzzer).
+    #[error("{dependency} in {} cannot be replaced by cargo rfuzz: {why}; fix: {fix}", manifest.display())]
+    PatchNotUsed {
+        /// The dependency, as a manifest line.
+        dependency: String,
+        /// The manifest that declares it.
+        manifest: PathBuf,
+        /// Why the patch does not apply.
+        why: String,
+        /// What to change.
+        fix: String,
     },
     /// Cargo failed.
     #[error("failed to build fuzz target(s) {targets} (cargo {status}); cargo's errors are shown above")]

@@ -5,20 +5,21 @@
 //! fuzz targets, with sources in `fuzz/fuzz_targets/NAME.rs`.
 
 use crate::Error;
+use crate::patch::{DepSource, Dependency};
 use std::path::{Path, PathBuf};
 
 /// How the fuzz package depends on the runtime crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeDep {
-    /// `rfuzz = "0.1"` from crates.io: `cargo rfuzz` patches in the runtime
-    /// source it ships with, so the runtime always matches the engine.
-    Registry,
-    /// A path or git dependency: used as written.
+    /// `rfuzz = "0.1"` from crates.io (or git): `cargo rfuzz` patches in the
+    /// runtime source it ships with, so the runtime always matches the engine.
+    Rfuzz(Dependency),
+    /// A path dependency on `rfuzz` (a runtime checkout): used as written.
     Other,
-    /// A cargo-fuzz project (`libfuzzer-sys` from crates.io, no `rfuzz`):
-    /// `cargo rfuzz` patches in a `libfuzzer-sys` with the same API on the
-    /// rfuzz runtime, so its targets build and fuzz unchanged.
-    LibfuzzerSys,
+    /// A cargo-fuzz project (`libfuzzer-sys`, no `rfuzz`): `cargo rfuzz`
+    /// patches in a `libfuzzer-sys` with the same API on the rfuzz runtime,
+    /// so its targets build and fuzz unchanged.
+    LibfuzzerSys(Dependency),
 }
 
 /// One fuzz target (a binary of the fuzz package).
@@ -72,9 +73,101 @@ impl FuzzProject {
         self.fuzz_dir.join("corpus").join(target)
     }
 
+    /// Settings of `target` from the files cargo-fuzz and OSS-Fuzz projects
+    /// keep beside their targets (see [`TargetOptions`]).
+    pub fn target_options(&self, target: &str) -> TargetOptions {
+        TargetOptions::find(&self.fuzz_dir, target)
+    }
+
     /// Default sync directory of a run: `fuzz/sync/<target>/`.
     pub fn sync_dir(&self, target: &str) -> PathBuf {
         self.fuzz_dir.join("sync").join(target)
+    }
+}
+
+/// A target's libFuzzer settings from an OSS-Fuzz style `<target>.options`
+/// file (`[libfuzzer]` section: `dict`, `max_len`, `timeout` in seconds) and
+/// a `<target>.dict` dictionary, looked for in `fuzz/` and
+/// `fuzz/fuzz_targets/`. Keys without an rfuzz counterpart are ignored and
+/// named in [`TargetOptions::notes`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetOptions {
+    /// The options file read, if any.
+    pub file: Option<PathBuf>,
+    /// Dictionaries (`dict =`, or `<target>.dict`).
+    pub dicts: Vec<PathBuf>,
+    /// `max_len`: longest input, in bytes.
+    pub max_len: Option<u64>,
+    /// `timeout`: per-input timeout, in milliseconds (libFuzzer says seconds).
+    pub timeout_ms: Option<u64>,
+    /// One line each about what was ignored.
+    pub notes: Vec<String>,
+}
+
+impl TargetOptions {
+    /// Reads the settings of `target` in `fuzz_dir`.
+    pub fn find(fuzz_dir: &Path, target: &str) -> TargetOptions {
+        let dirs = [fuzz_dir.to_path_buf(), fuzz_dir.join("fuzz_targets")];
+        let mut opts = TargetOptions::default();
+        if let Some(file) = dirs.iter().map(|d| d.join(format!("{target}.options"))).find(|f| f.is_file()) {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => opts.parse(&text, &file),
+                Err(e) => opts.notes.push(format!("{} could not be read ({e}); ignored", file.display())),
+            }
+            opts.file = Some(file);
+        }
+        if opts.dicts.is_empty()
+            && let Some(dict) = dirs.iter().map(|d| d.join(format!("{target}.dict"))).find(|f| f.is_file())
+        {
+            opts.dicts.push(dict);
+        }
+        opts
+    }
+
+    fn parse(&mut self, text: &str, file: &Path) {
+        let base = file.parent().unwrap_or(Path::new("."));
+        let mut section = String::new();
+        let mut ignored: Vec<String> = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.trim().to_string();
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                ignored.push(line.to_string());
+                continue;
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let number = value.parse::<u64>().ok().filter(|n| *n > 0);
+            match (section.as_str(), key) {
+                ("libfuzzer", "dict") => {
+                    let dict = base.join(value);
+                    if dict.is_file() {
+                        self.dicts.push(dict);
+                    } else {
+                        self.notes.push(format!(
+                            "{}: dictionary {} not found; ignored",
+                            file.display(),
+                            dict.display()
+                        ));
+                    }
+                }
+                ("libfuzzer", "max_len") if number.is_some() => self.max_len = number,
+                ("libfuzzer", "timeout") if number.is_some() => self.timeout_ms = number.map(|s| s * 1000),
+                ("libfuzzer", _) => ignored.push(format!("{key} = {value}")),
+                (other, _) => ignored.push(format!("[{other}] {key}")),
+            }
+        }
+        if !ignored.is_empty() {
+            self.notes.push(format!(
+                "{}: ignored (no rfuzz counterpart): {}; used: dict, max_len, timeout",
+                file.display(),
+                ignored.join(", ")
+            ));
+        }
     }
 }
 
@@ -132,16 +225,20 @@ pub fn load(fuzz_dir: &Path) -> Result<FuzzProject, Error> {
         .map(|t| FuzzTarget { name: t.name.clone(), src_path: t.src_path.clone().into() })
         .collect();
     targets.sort_by(|a, b| a.name.cmp(&b.name));
-    let from_registry = |d: &cargo_metadata::Dependency| {
-        d.path.is_none() && d.source.as_ref().is_some_and(|s| s.repr.starts_with("registry+"))
+    // Normal dependencies only: a dev- or build-dependency is not what the
+    // targets link.
+    let normal = |name: &str| {
+        package
+            .dependencies
+            .iter()
+            .find(|d| d.name == name && d.kind == cargo_metadata::DependencyKind::Normal)
+            .map(Dependency::from_metadata)
     };
-    let runtime = package.dependencies.iter().find(|d| d.name == crate::wrapper::RUNTIME_CRATE);
-    let libfuzzer = package.dependencies.iter().find(|d| d.name == "libfuzzer-sys");
-    let runtime_dep = match runtime {
-        None if libfuzzer.is_some_and(from_registry) => RuntimeDep::LibfuzzerSys,
-        None => return Err(Error::MissingRuntime(manifest_path)),
-        Some(d) if from_registry(d) => RuntimeDep::Registry,
-        Some(_) => RuntimeDep::Other,
+    let runtime_dep = match (normal(crate::wrapper::RUNTIME_CRATE), normal(crate::wrapper::COMPAT_CRATE)) {
+        (Some(d), _) if matches!(d.source, DepSource::Path(_)) => RuntimeDep::Other,
+        (Some(d), _) => RuntimeDep::Rfuzz(d),
+        (None, Some(d)) => RuntimeDep::LibfuzzerSys(d),
+        (None, None) => return Err(Error::MissingRuntime(manifest_path)),
     };
     Ok(FuzzProject {
         fuzz_dir: fuzz_dir.to_path_buf(),
@@ -197,6 +294,32 @@ mod tests {
         std::fs::write(root.join("fuzz/Cargo.toml"), "").unwrap();
         assert_eq!(find_fuzz_dir(&root.join("src/deep")).unwrap(), root.join("fuzz"));
         assert_eq!(find_fuzz_dir(&root.join("fuzz/fuzz_targets")).unwrap(), root.join("fuzz"));
+    }
+
+    #[test]
+    fn options_files_map_to_rfuzz_settings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fuzz = tmp.path();
+        std::fs::create_dir_all(fuzz.join("fuzz_targets")).unwrap();
+        assert_eq!(TargetOptions::find(fuzz, "t"), TargetOptions::default());
+        std::fs::write(fuzz.join("words.dict"), "\"GET\"\n").unwrap();
+        std::fs::write(
+            fuzz.join("fuzz_targets/t.options"),
+            "# OSS-Fuzz\n[libfuzzer]\nmax_len = 65536\ntimeout = 25\ndict = ../words.dict\nrss_limit_mb = 4096\n\n[asan]\ndetect_leaks = 0\n",
+        )
+        .unwrap();
+        let o = TargetOptions::find(fuzz, "t");
+        assert_eq!(o.max_len, Some(65536));
+        assert_eq!(o.timeout_ms, Some(25_000));
+        assert_eq!(o.dicts, vec![fuzz.join("fuzz_targets/../words.dict")]);
+        assert_eq!(o.notes.len(), 1, "{:?}", o.notes);
+        assert!(o.notes[0].contains("rss_limit_mb = 4096") && o.notes[0].contains("[asan] detect_leaks"));
+        // A dictionary beside the target is used when no options file names one.
+        std::fs::write(fuzz.join("u.dict"), "\"x\"\n").unwrap();
+        assert_eq!(TargetOptions::find(fuzz, "u").dicts, vec![fuzz.join("u.dict")]);
+        std::fs::write(fuzz.join("v.options"), "[libfuzzer]\ndict = missing.dict\n").unwrap();
+        let v = TargetOptions::find(fuzz, "v");
+        assert!(v.dicts.is_empty() && v.notes[0].contains("not found"));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use super::ProjectArgs;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use rfuzz_instrument::{BuildOptions, Built, CoverageMode, FuzzProject, Instrumentation, Profile, Sanitizer};
+use rfuzz_instrument::{
+    BuildOptions, Built, CoverageMode, FuzzProject, Instrumentation, Profile, RuntimeDep, Sanitizer,
+};
 use std::ffi::OsString;
 
 /// `--coverage`: how edges of Rust code are counted.
@@ -63,8 +65,15 @@ pub struct BuildFlags {
 }
 
 impl BuildFlags {
-    /// The instrument crate's options for these flags.
-    pub fn options(&self, quiet: bool) -> Result<BuildOptions> {
+    /// The instrument crate's options for these flags, building `project`.
+    pub fn options(&self, project: &FuzzProject, quiet: bool) -> Result<BuildOptions> {
+        // The stand-in takes a version the project's requirement accepts; when
+        // none fits, the default one, which the build then reports as unused.
+        let shim_version = match &project.runtime_dep {
+            RuntimeDep::LibfuzzerSys(dep) => rfuzz_instrument::patch::shim_version(&dep.req).map(|v| v.to_string()),
+            _ => None,
+        }
+        .unwrap_or_else(|| rfuzz_instrument::patch::SHIM_VERSION.to_string());
         Ok(BuildOptions {
             profile: if self.dev { Profile::Dev } else { Profile::Release },
             features: self.features.clone(),
@@ -73,7 +82,7 @@ impl BuildFlags {
             target_triple: self.triple.clone(),
             instrumentation: self.instrumentation(),
             runtime_source: Some(crate::runtime_src::materialize()?),
-            libfuzzer_sys_source: Some(crate::runtime_src::materialize_libfuzzer_sys()?),
+            libfuzzer_sys_source: Some(crate::runtime_src::materialize_libfuzzer_sys(&shim_version)?),
             wrapper_exe: std::env::current_exe().context("failed to locate the cargo-rfuzz executable")?,
             quiet: quiet && !self.verbose,
             verbose: self.verbose,
@@ -197,13 +206,29 @@ pub fn edge_counts(binary: &std::path::Path) -> Result<Option<(u64, u64)>> {
     Ok(all.map(|all| (all, rfuzz_instrument::elf::c_edges(binary).unwrap_or(0))))
 }
 
+/// Fails unless `binary` was built with the rfuzz runtime, before it is run
+/// at all: a libFuzzer binary (the real libfuzzer-sys got built) would start
+/// fuzzing on its own when probed.
+pub fn check_rfuzz_binary(binary: &std::path::Path) -> Result<()> {
+    use crate::engine::executor::{BinaryKind, inspect_binary};
+    let what = match inspect_binary(binary)? {
+        BinaryKind::Rfuzz => return Ok(()),
+        _ if crate::engine::executor::is_libfuzzer_binary(binary)? => {
+            "a libFuzzer binary: the real libfuzzer-sys was built instead of cargo rfuzz's stand-in (is a `[patch]` of the project replacing it?)"
+        }
+        BinaryKind::Afl { .. } => "an AFL++ binary, not an rfuzz one (fuzz it with `--binary`)",
+        BinaryKind::Plain => "not built with the rfuzz runtime (no rfuzz signature in it)",
+    };
+    anyhow::bail!(crate::exit::TargetError(format!("{} is {what}", binary.display())))
+}
+
 /// Builds `targets` of `project`, reporting each on stderr.
 ///
 /// Ctrl-C during the build stops cargo (it is in our process group) but not
 /// us: the project's files that the build changed for its duration (a
 /// cargo-fuzz project's `Cargo.lock`) are put back before we exit.
 pub fn build_targets(project: &FuzzProject, targets: &[String], flags: &BuildFlags, quiet: bool) -> Result<Vec<Built>> {
-    let opts = flags.options(quiet)?;
+    let opts = flags.options(project, quiet)?;
     crate::sys::signal::install_stop_handlers();
     let result = rfuzz_instrument::build(project, targets, &opts);
     if crate::sys::signal::stop_requested() {
@@ -216,6 +241,7 @@ pub fn build_targets(project: &FuzzProject, targets: &[String], flags: &BuildFla
     let mode = opts.instrumentation;
     let asan = if mode.sanitizer.is_some() { ", AddressSanitizer" } else { "" };
     for b in &out.binaries {
+        check_rfuzz_binary(&b.binary)?;
         match edge_counts(&b.binary)? {
             Some((n, c)) => eprintln!(
                 "       Built {} ({n} instrumented edges, {c} of them in C/C++; Rust: {}{asan})",
@@ -247,6 +273,24 @@ mod tests {
     struct Probe {
         #[command(flatten)]
         build: BuildFlags,
+    }
+
+    #[test]
+    fn binaries_without_the_runtime_are_refused_before_they_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let libfuzzer = tmp.path().join("libfuzzer_target");
+        std::fs::write(&libfuzzer, b"\x7fELF...LLVMFuzzerTestOneInput...INFO: Running with libFuzzer").unwrap();
+        let err = check_rfuzz_binary(&libfuzzer).unwrap_err();
+        assert!(err.to_string().contains("is a libFuzzer binary"), "{err}");
+        assert_eq!(crate::exit::code_for(&err), crate::exit::TARGET_UNUSABLE);
+        let plain = tmp.path().join("plain");
+        std::fs::write(&plain, b"\x7fELF nothing here").unwrap();
+        assert!(check_rfuzz_binary(&plain).unwrap_err().to_string().contains("not built with the rfuzz runtime"));
+        let ours = tmp.path().join("ours");
+        let mut bytes = b"\x7fELF ".to_vec();
+        bytes.extend_from_slice(rfuzz::protocol::direct::BINARY_SIG);
+        std::fs::write(&ours, bytes).unwrap();
+        assert!(check_rfuzz_binary(&ours).is_ok());
     }
 
     #[test]

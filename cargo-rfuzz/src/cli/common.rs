@@ -83,6 +83,16 @@ impl FuzzingFlags {
         Ok(())
     }
 
+    /// These flags with a target's `.options` settings (dictionaries,
+    /// `max_len`, `timeout`) filled in where the command line says nothing.
+    pub fn with_target_options(&self, o: &rfuzz_instrument::TargetOptions) -> FuzzingFlags {
+        let mut f = self.clone();
+        f.dict.extend(o.dicts.iter().cloned());
+        f.max_len = f.max_len.or(o.max_len);
+        f.timeout = f.timeout.or(o.timeout_ms);
+        f
+    }
+
     /// The `fuzz` arguments that reproduce these flags for instance `k` of a
     /// run (`-o`, `-i` and `-D` are decided by the run itself).
     pub fn instance_args(&self, k: usize) -> std::io::Result<Vec<OsString>> {
@@ -133,6 +143,25 @@ impl FuzzingFlags {
     }
 }
 
+/// Tells on stderr which settings of `target` come from its `.options` file
+/// or dictionary, and what was ignored (one line each).
+pub fn report_target_options(target: &str, o: &rfuzz_instrument::TargetOptions) {
+    let mut used: Vec<String> = o.dicts.iter().map(|d| format!("dictionary {}", d.display())).collect();
+    if let Some(n) = o.max_len {
+        used.push(format!("max_len {n}"));
+    }
+    if let Some(ms) = o.timeout_ms {
+        used.push(format!("timeout {ms} ms"));
+    }
+    if !used.is_empty() {
+        let from = o.file.as_ref().map(|f| format!(" (from {})", f.display())).unwrap_or_default();
+        eprintln!("note: {target}: {}{from}; command-line flags win", used.join(", "));
+    }
+    for n in &o.notes {
+        eprintln!("note: {n}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +206,19 @@ mod tests {
         assert_eq!(again.seed, Some(9), "instance 2 of a run gets seed + 2");
         assert_eq!(again.dict, vec![PathBuf::from("/d.dict")]);
         assert_eq!(again.max_procs, Some(5));
+    }
+
+    #[test]
+    fn options_files_fill_in_what_the_command_line_leaves_out() {
+        let o = rfuzz_instrument::TargetOptions {
+            dicts: vec![PathBuf::from("/t.dict")],
+            max_len: Some(100),
+            timeout_ms: Some(25_000),
+            ..Default::default()
+        };
+        let given = Probe::try_parse_from(["x", "-t", "40"]).unwrap().flags.with_target_options(&o);
+        assert_eq!(given.timeout, Some(40), "the command line wins");
+        assert_eq!(given.max_len, Some(100));
+        assert_eq!(given.dict, vec![PathBuf::from("/t.dict")]);
     }
 }

@@ -89,6 +89,8 @@ pub struct ResolvedTarget {
     pub default_sync_dir: Option<PathBuf>,
     /// Default seed dir.
     pub default_seeds: Option<PathBuf>,
+    /// Settings from the target's `.options` file and dictionary.
+    pub options: rfuzz_instrument::TargetOptions,
 }
 
 /// Finds (building if needed) the binary for `target` or `--binary`.
@@ -110,6 +112,7 @@ pub fn resolve(
             binary,
             default_sync_dir: None,
             default_seeds: None,
+            options: Default::default(),
         });
     }
     let Some(name) = target else {
@@ -125,31 +128,33 @@ pub fn resolve(
         binary,
         default_sync_dir: Some(p.sync_dir(name)),
         default_seeds: Some(p.corpus_dir(name)).filter(|d| d.is_dir()),
+        options: p.target_options(name),
     })
 }
 
 impl FuzzArgs {
     /// Validates the flags into an instance configuration.
     pub fn config(&self, resolved: &ResolvedTarget) -> Result<Config> {
+        let flags = self.flags.with_target_options(&resolved.options);
         let (id, role) = match (&self.main, &self.secondary) {
             (Some(m), _) => (m.clone(), Role::Main),
             (None, Some(s)) => (s.clone(), Role::Secondary),
             (None, None) => ("main".to_string(), Role::Main),
         };
         crate::sync::layout::validate_instance_id(&id).map_err(UsageError)?;
-        let sync_dir = match (&self.flags.output, &resolved.default_sync_dir) {
+        let sync_dir = match (&flags.output, &resolved.default_sync_dir) {
             (Some(o), _) => super::absolute(o)?,
             (None, Some(d)) => d.clone(),
             (None, None) => anyhow::bail!(UsageError("with --binary, name the sync directory with -o DIR".into())),
         };
-        self.flags.check_paths(&sync_dir)?;
-        let seeds = match &self.flags.input {
+        flags.check_paths(&sync_dir)?;
+        let seeds = match &flags.input {
             Some(i) => Some(super::absolute(i)?),
             None => resolved.default_seeds.clone(),
         };
         let ui = if self.quiet {
             UiMode::Quiet
-        } else if self.flags.no_ui || !std::io::stdout().is_terminal() {
+        } else if flags.no_ui || !std::io::stdout().is_terminal() {
             UiMode::Plain
         } else {
             UiMode::Screen
@@ -160,29 +165,29 @@ impl FuzzArgs {
             sync_dir,
             id,
             role,
-            deterministic: self.flags.deterministic,
+            deterministic: flags.deterministic,
             seeds,
             seed_shard: self.seed_shard,
-            dicts: self.flags.dict.clone(),
-            timeout: self.flags.timeout.map(Duration::from_millis),
-            mem_limit_mb: self.flags.memory,
-            max_total_time: self.flags.max_total_time.map(Duration::from_secs),
-            exit_on_crash: self.flags.exit_on_crash,
+            dicts: flags.dict.clone(),
+            timeout: flags.timeout.map(Duration::from_millis),
+            mem_limit_mb: flags.memory,
+            max_total_time: flags.max_total_time.map(Duration::from_secs),
+            exit_on_crash: flags.exit_on_crash,
             target: TargetCommand {
                 binary: resolved.binary.clone(),
                 args: self.target_args.clone(),
                 env: Vec::new(),
-                mem_limit_mb: self.flags.memory,
-                max_procs: self.flags.max_procs,
+                mem_limit_mb: flags.memory,
+                max_procs: flags.max_procs,
                 show_output: self.show_output,
             },
             banner: resolved.name.clone(),
             ui,
-            cmplog: !self.flags.no_cmplog,
+            cmplog: !flags.no_cmplog,
             cmp_progress: self.cmp_progress,
             havoc: !self.no_havoc,
-            max_len: self.flags.max_len.unwrap_or(1 << 20) as usize,
-            rng_seed: self.flags.seed,
+            max_len: flags.max_len.unwrap_or(1 << 20) as usize,
+            rng_seed: flags.seed,
             sync: !self.no_sync,
             flavor: Flavor::for_instance(self.flavor),
             executor: if self.afl_protocol { ExecutorChoice::Afl } else { ExecutorChoice::Auto },
@@ -195,6 +200,9 @@ impl FuzzArgs {
 /// Runs `cargo rfuzz fuzz`.
 pub fn run(args: FuzzArgs) -> Result<i32> {
     let resolved = resolve(args.target.as_deref(), args.binary.as_ref(), &args.project, &args.build, true)?;
+    if !args.quiet {
+        super::common::report_target_options(&resolved.name, &resolved.options);
+    }
     let cfg = args.config(&resolved)?;
     crate::sys::signal::install_stop_handlers();
     let (id, dir, quiet) = (cfg.id.clone(), cfg.sync_dir.join(&cfg.id), cfg.ui == UiMode::Quiet);

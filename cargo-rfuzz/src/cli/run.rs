@@ -162,6 +162,18 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
         None => None,
     };
+    // Each target's `.options` settings, where the command line is silent.
+    let mut target_flags = Vec::new();
+    for name in &names {
+        target_flags.push(match &project {
+            Some(p) => {
+                let o = p.target_options(name);
+                super::common::report_target_options(name, &o);
+                args.flags.with_target_options(&o)
+            }
+            None => args.flags.clone(),
+        });
+    }
     let cpus = if args.no_pin { vec![None; jobs] } else { cpu::assign(jobs) };
     let ntargets = names.len();
     let mut instances = Vec::new();
@@ -188,7 +200,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
             a.push("--seed-shard".into());
             a.push(format!("{}/{}", k / ntargets, group).into());
         }
-        a.extend(args.flags.instance_args(k)?);
+        a.extend(target_flags[k % ntargets].instance_args(k)?);
         let progress = match args.cmp_progress {
             CmpProgress::All => true,
             CmpProgress::None => false,

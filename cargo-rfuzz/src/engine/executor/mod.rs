@@ -236,6 +236,13 @@ pub fn inspect_binary(path: &Path) -> Result<BinaryKind> {
     })
 }
 
+/// Whether a binary links libFuzzer (its entry points and banner are in it).
+pub fn is_libfuzzer_binary(path: &Path) -> Result<bool> {
+    use anyhow::Context;
+    let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+    Ok(contains(&data, b"LLVMFuzzerTestOneInput") && contains(&data, b"libFuzzer"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

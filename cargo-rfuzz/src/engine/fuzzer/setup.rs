@@ -390,6 +390,12 @@ fn start_executor(cfg: &Config, dir: &Path, initial_timeout: Duration) -> Result
             let autodict = e.autodict.clone();
             (Box::new(e), autodict)
         }
+        (BinaryKind::Plain, _) if super::super::executor::is_libfuzzer_binary(&cfg.target.binary)? => {
+            bail!(TargetError(format!(
+                "{} is a libFuzzer binary (built by `cargo fuzz`, or against the real libfuzzer-sys), not an rfuzz one: build it with `cargo rfuzz build`",
+                cfg.target.binary.display()
+            )))
+        }
         (BinaryKind::Plain, _) => bail!(TargetError(format!(
             "{} is not instrumented (no rfuzz runtime or AFL++ forkserver in it): build fuzz targets with `cargo rfuzz build`",
             cfg.target.binary.display()
