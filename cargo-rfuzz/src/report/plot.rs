@@ -56,8 +56,6 @@ pub struct Chart {
     pub y_label: &'static str,
     /// Lines, instances first, the all-instances line last.
     pub lines: Vec<Line>,
-    /// Counts of events (imports): drawn as steps, not ramps between events.
-    pub steps: bool,
 }
 
 /// How the all-instances line combines the instances' values.
@@ -183,13 +181,7 @@ pub fn charts(instances: &[InstanceSeries]) -> Vec<Chart> {
         for l in lines.iter_mut().filter(|l| !l.total) {
             l.points = thin(std::mem::take(&mut l.points));
         }
-        out.push(Chart {
-            stem: spec.stem,
-            title: spec.title,
-            y_label: spec.y_label,
-            lines,
-            steps: spec.metric.is_none(),
-        });
+        out.push(Chart { stem: spec.stem, title: spec.title, y_label: spec.y_label, lines });
     }
     out
 }
@@ -374,7 +366,9 @@ where
         };
         let mut pts: Vec<(f64, f64)> = Vec::with_capacity(line.points.len() * 2);
         for &(x, y) in &line.points {
-            if let (true, Some(&(_, prev))) = (chart.steps, pts.last()) {
+            // Steps, not ramps: a value holds until the next row (or import)
+            // says otherwise, which is also how the all-instances line counts.
+            if let Some(&(_, prev)) = pts.last() {
                 pts.push((x / unit.secs(), prev));
             }
             pts.push((x / unit.secs(), y));
