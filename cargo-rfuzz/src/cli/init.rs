@@ -89,7 +89,7 @@ pub fn run(args: InitArgs) -> Result<i32> {
         std::fs::write(path, text).with_context(|| format!("failed to write {}", path.display()))
     };
     write(&fuzz.join("Cargo.toml"), &fuzz_manifest(parent.as_deref(), &args.target))?;
-    write(&fuzz.join(".gitignore"), "target\nsync\nartifacts\n")?;
+    write(&fuzz.join(".gitignore"), "target\nsync\nartifacts\nplot\n")?;
     write(&targets.join(format!("{}.rs", args.target)), &target_source(parent.as_deref()))?;
     eprintln!("     Created fuzz project in {} with target `{}`", fuzz.display(), args.target);
     eprintln!("        Next: edit fuzz/fuzz_targets/{}.rs, then `cargo rfuzz run {}`", args.target, args.target);

@@ -11,6 +11,7 @@ pub mod common;
 pub mod fuzz;
 mod init;
 mod list;
+mod plot;
 mod repro;
 mod run;
 mod sync_remote;
@@ -55,6 +56,14 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Summarise a sync directory: instances alive or dead, execs, corpus, imports, crashes.
     SyncStatus(sync_status::SyncStatusArgs),
+    /// Chart every instance's progress (edges, exec/s, corpus, imports, crashes, hangs) as PNG, SVG and index.html.
+    ///
+    /// Reads every instance's plot_data (ours and AFL++'s, any version) and writes edges.*,
+    /// exec_speed.*, corpus.*, imports.*, crashes.* and hangs.* (PNG and SVG, drawn in Rust: no
+    /// gnuplot) and an index.html that shows them. Each chart has one line per instance and one
+    /// for all of them: summed where counts add up, the best instance for edges and corpus size
+    /// (which peers share through sync).
+    Plot(plot::PlotArgs),
     /// Share queue entries with instances on other hosts over ssh (every 30 minutes, or --once).
     SyncRemote(sync_remote::SyncRemoteArgs),
     /// Run inputs (crash files) through a target once, with a backtrace.
@@ -148,6 +157,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Triage(a) => triage::run(*a),
         Command::Tmin(a) => tmin::run(*a),
         Command::Cmin(a) => cmin::run(*a),
+        Command::Plot(a) => plot::run(a),
         Command::CiWorkflow(a) => ci_workflow::run(a),
         Command::BenchExec(a) => bench::run(a),
         Command::BenchCompare(a) => bench_compare::run(a),

@@ -4,6 +4,7 @@
 //! is a function of it, so screens are snapshot-tested.
 
 pub mod dashboard;
+pub mod plot;
 pub mod sanitizer;
 pub mod screen;
 pub mod status;

@@ -3,6 +3,7 @@
 
 pub mod import;
 pub mod layout;
+pub mod plot_data;
 pub mod remote;
 pub mod stats;
 pub mod status;
