@@ -1,7 +1,7 @@
 //! Client of the AFL++ 4.20+ forkserver protocol, for any AFL++-compatible
 //! binary (ours included, when asked to behave like afl-fuzz).
 
-use super::process::{Forkserver, ReadOutcome, TargetCommand, kill, open_input_file};
+use super::process::{Forkserver, ReadOutcome, TargetChild, TargetCommand, open_input_file};
 use super::{BatchStop, CrashCause, Executor, ExitKind};
 use crate::engine::TargetError;
 use crate::engine::coverage::BUCKETS;
@@ -44,7 +44,7 @@ pub struct AflExecutor {
     input_file: File,
     persistent: bool,
     was_killed: bool,
-    stopped_child: Option<i32>,
+    stopped_child: Option<TargetChild>,
     timeout: Duration,
     init_timeout: Duration,
     max_input: usize,
@@ -189,10 +189,15 @@ impl AflExecutor {
             Ok(p) => p as i32,
             Err(_) => bail!(TargetError(format!("the forkserver died: it {}", self.fs.startup_failure()))),
         };
+        // A persistent child keeps its pid (and our pidfd of it) across runs.
+        let child = match self.stopped_child.take() {
+            Some(c) if c.pid() == pid => c,
+            _ => TargetChild::new(pid),
+        };
         let status = match self.fs.read_u32(self.timeout)? {
             Ok(s) => s as i32,
             Err(ReadOutcome::TimedOut) => {
-                kill(pid);
+                child.kill();
                 self.was_killed = self.persistent;
                 self.stopped_child = None;
                 match self.fs.read_u32(self.init_timeout)? {
@@ -203,7 +208,7 @@ impl AflExecutor {
             Err(_) => bail!(TargetError(format!("the forkserver died: it {}", self.fs.startup_failure()))),
         };
         if libc::WIFSTOPPED(status) {
-            self.stopped_child = Some(pid);
+            self.stopped_child = Some(child);
             return Ok(ExitKind::Ok);
         }
         self.stopped_child = None;
@@ -317,8 +322,8 @@ impl Executor for AflExecutor {
 
 impl Drop for AflExecutor {
     fn drop(&mut self) {
-        if let Some(pid) = self.stopped_child.take() {
-            kill(pid);
+        if let Some(child) = self.stopped_child.take() {
+            child.kill();
         }
     }
 }

@@ -305,18 +305,14 @@ impl TargetChild {
         }
     }
 
+    /// Its pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
     /// Kills it (the forkserver reaps it and reports its death).
     pub fn kill(&self) {
         self.signal(libc::SIGKILL);
-    }
-}
-
-/// Kills a child of the forkserver (the forkserver reaps it and reports it).
-pub fn kill(pid: i32) {
-    if pid > 0 {
-        // SAFETY: sending a signal to a pid the forkserver gave us; at worst
-        // it already exited and the forkserver has not reaped it yet.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 
