@@ -57,6 +57,8 @@ mod cmp;
 #[cfg(feature = "runtime")]
 mod contain;
 #[cfg(feature = "runtime")]
+mod coverage;
+#[cfg(feature = "runtime")]
 mod fdio;
 #[cfg(feature = "runtime")]
 mod forkserver;
@@ -192,6 +194,9 @@ pub mod __private {
         // Fix the coverage layout before anything forks.
         sancov::map_size();
         install_panic_hook();
+        // Coverage builds (`cargo rfuzz coverage`): the block table, and the
+        // flags file written when the process ends.
+        coverage::init();
         init();
         if fdio::is_open(protocol::CONTROL_FD) && fdio::is_open(protocol::STATUS_FD) {
             if std::env::var_os(protocol::direct::ENV_VAR).is_some() {
