@@ -87,8 +87,10 @@ pub struct CoverageArgs {
     pub target_args: Vec<OsString>,
 }
 
-/// Builds the coverage binary of `name`.
-fn build(project: &rfuzz_instrument::FuzzProject, name: &str, args: &CoverageArgs) -> Result<PathBuf> {
+/// Builds the coverage binary of `name`; returns it and the source
+/// directories of the runtime (and libfuzzer-sys stand-in) patched in, which
+/// are never part of a report (`fuzz_target!` expands to code there).
+fn build(project: &rfuzz_instrument::FuzzProject, name: &str, args: &CoverageArgs) -> Result<(PathBuf, Vec<PathBuf>)> {
     let flags = BuildFlags {
         features: args.features.clone(),
         all_features: args.all_features,
@@ -103,6 +105,7 @@ fn build(project: &rfuzz_instrument::FuzzProject, name: &str, args: &CoverageArg
         instrumentation: Instrumentation { coverage: CoverageMode::Report, instrument_c: false, sanitizer: None },
         ..flags.options(project, false)?
     };
+    let ours: Vec<PathBuf> = opts.runtime_source.iter().chain(&opts.libfuzzer_sys_source).cloned().collect();
     crate::sys::signal::install_stop_handlers();
     let result = rfuzz_instrument::build(project, &[name.to_string()], &opts);
     if crate::sys::signal::stop_requested() {
@@ -114,7 +117,7 @@ fn build(project: &rfuzz_instrument::FuzzProject, name: &str, args: &CoverageArg
     }
     let binary = out.binaries.into_iter().next().expect("one target built").binary;
     super::build::check_rfuzz_binary(&binary)?;
-    Ok(binary)
+    Ok((binary, ours))
 }
 
 /// Refuses an output directory inside the sync directory: the sync
@@ -188,17 +191,16 @@ pub fn run(args: CoverageArgs) -> Result<i32> {
     }
 
     let t0 = Instant::now();
-    let binary = build(&project, &name, &args)?;
+    let (binary, runtime_dirs) = build(&project, &name, &args)?;
     let built = t0.elapsed();
     let staged = inputs::stage(&files)?;
     let t1 = Instant::now();
     let replayer = Replayer::new(&binary, &args.target_args, Duration::from_millis(args.timeout), args.memory)?;
     let table = replay::probe(&replayer, staged.dir())?;
-    let filter = symbols::PathFilter {
-        root: symbols::user_root(&project.fuzz_dir),
-        exclude: vec![project.target_directory.clone(), symbols::user_root(&project.fuzz_dir).join("target")],
-        include_deps: args.include_deps,
-    };
+    let root = symbols::user_root(&project.fuzz_dir);
+    let mut exclude = vec![project.target_directory.clone(), root.join("target")];
+    exclude.extend(runtime_dirs);
+    let filter = symbols::PathFilter { root, exclude, include_deps: args.include_deps };
     let map = symbols::symbolize(&binary, &table, &filter)?;
     let jobs = args.jobs.map_or_else(crate::triage::replay::default_jobs, |j| j as usize);
     let tty = std::io::stderr().is_terminal();

@@ -120,6 +120,22 @@ pub fn percent(hit: usize, total: usize) -> f64 {
     if total == 0 { 0.0 } else { hit as f64 * 100.0 / total as f64 }
 }
 
+/// How a file is named in a report: relative to the user's root; a
+/// dependency's from its package directory (`toml-0.8.23/src/de.rs`, for
+/// the registry's `.../registry/src/<index>/toml-0.8.23/src/de.rs`); else
+/// in full.
+pub fn display_name(path: &Path, root: &Path) -> String {
+    if let Ok(rel) = path.strip_prefix(root) {
+        return rel.to_string_lossy().into_owned();
+    }
+    let parts: Vec<_> = path.components().collect();
+    let registry = parts.windows(2).position(|w| w[0].as_os_str() == "registry" && w[1].as_os_str() == "src");
+    match registry {
+        Some(i) if parts.len() > i + 3 => parts[i + 3..].iter().collect::<PathBuf>().to_string_lossy().into_owned(),
+        _ => path.to_string_lossy().into_owned(),
+    }
+}
+
 /// Builds the report of `map` with the counts of `merged`.
 pub fn build(target: &str, root: &Path, map: &BlockMap, merged: &replay::Merged, found: inputs::Found) -> Report {
     let mut per_file: Vec<(Vec<Line>, Vec<Function>)> = vec![(Vec::new(), Vec::new()); map.files.len()];
@@ -145,7 +161,7 @@ pub fn build(target: &str, root: &Path, map: &BlockMap, merged: &replay::Merged,
         .map(|(path, (mut lines, mut functions))| {
             lines.sort_by_key(|l| l.line);
             functions.sort_by(|a, b| (a.line, &a.name).cmp(&(b.line, &b.name)));
-            let name = path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned();
+            let name = display_name(path, root);
             File { path: path.clone(), name, lines, functions }
         })
         .filter(|f| !f.lines.is_empty())
@@ -160,4 +176,23 @@ pub fn build(target: &str, root: &Path, map: &BlockMap, merged: &replay::Merged,
         totals.blocks_hit += f.lines.iter().map(Line::blocks_hit).sum::<usize>();
     }
     Report { target: target.to_string(), root: root.to_path_buf(), found, runs: merged.runs.clone(), totals, files }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_named_by_where_they_belong() {
+        let root = Path::new("/src/mycrate");
+        assert_eq!(display_name(Path::new("/src/mycrate/src/lib.rs"), root), "src/lib.rs");
+        assert_eq!(
+            display_name(
+                Path::new("/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/toml-0.8.23/src/de.rs"),
+                root
+            ),
+            "toml-0.8.23/src/de.rs"
+        );
+        assert_eq!(display_name(Path::new("/elsewhere/lib.rs"), root), "/elsewhere/lib.rs");
+    }
 }

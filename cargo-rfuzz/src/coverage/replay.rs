@@ -112,20 +112,22 @@ pub fn probe(replayer: &Replayer, scratch: &Path) -> Result<Vec<(u64, u64)>> {
     let mut child = c.spawn().with_context(|| format!("failed to run {}", replayer.binary().display()))?;
     // Start-up alone: a generous limit.
     let status = process::run_group_for(&mut child, replayer.timeout().max(Duration::from_secs(10)))?;
-    let said = process::tail_lines(&process::read_tail(&stderr_path, 4096), 5);
+    let tail = process::read_tail(&stderr_path, 4096);
+    // What it said, on one line.
+    let said = process::tail_lines(&tail, 3).lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    let said = if said.is_empty() { String::new() } else { format!(" ({said})") };
     let binary = replayer.binary().display();
     let Some(table) = std::fs::read(&pcs).ok().and_then(|d| proto::parse_pcs(&d)) else {
         let how = status.map_or_else(|| "did not finish in time".to_string(), process::describe_status);
         anyhow::bail!(TargetError(format!(
-            "the coverage build {binary} wrote no block table: it {how} before its harness ran{}; check that the target starts (`init:` code, environment) with `{binary} /dev/null`",
-            if said.is_empty() { String::new() } else { format!(" and said:\n{said}") }
+            "the coverage build {binary} wrote no block table: it {how} before its harness ran{said}; check that it starts with `{binary} /dev/null`"
         )));
     };
-    // The probe's empty input ran after start-up: a crash before it is a
+    // The probe's empty input runs after start-up: a crash before it is a
     // crash at start-up (every input would crash the same way).
-    if status.is_some_and(|s| s.signal().is_some()) && !said.contains("rfuzz: running") {
+    if status.is_some_and(|s| s.signal().is_some()) && !tail.contains("rfuzz: running") {
         anyhow::bail!(TargetError(format!(
-            "the coverage build {binary} crashes at start-up, before any input runs:\n{said}\nfix the target's `init:` code, then run coverage again"
+            "the coverage build {binary} crashes at start-up, before any input runs{said}: fix the target's `init:` code or environment (`{binary} /dev/null` shows the crash)"
         )));
     }
     if table.is_empty() {
