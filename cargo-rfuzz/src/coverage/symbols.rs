@@ -172,10 +172,23 @@ pub fn symbolize(binary: &Path, table: &[(u64, u64)], filter: &PathFilter) -> Re
             (keep && line != 0).then(|| (b.file(path), line))
         };
         if let Ok(rows) = loader.find_location_range(pc, ends[i]) {
-            for (_, _, loc) in rows {
-                if let (Some(f), Some(l)) = (loc.file, loc.line)
-                    && let Some((file, line)) = place(&mut b, f, l)
-                {
+            for (addr, _, loc) in rows {
+                let mut found = loc.file.zip(loc.line).and_then(|(f, l)| place(&mut b, f, l));
+                if found.is_none() {
+                    // Code inlined from a file not shown (the standard
+                    // library's `#[inline(always)]` helpers, even unoptimised):
+                    // it belongs to the call site, the innermost shown frame.
+                    if let Ok(mut frames) = loader.find_frames(addr) {
+                        while let Ok(Some(frame)) = frames.next() {
+                            let Some(loc) = frame.location else { continue };
+                            found = loc.file.zip(loc.line).and_then(|(f, l)| place(&mut b, f, l));
+                            if found.is_some() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                if let Some((file, line)) = found {
                     let id = b.line(file, line);
                     if !lines.contains(&id) {
                         lines.push(id);
