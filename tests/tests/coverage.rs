@@ -283,3 +283,37 @@ fn coverage_without_inputs_or_with_bad_arguments_says_what_to_do() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("crashes at start-up") && err.contains("planted bug: init fails"), "{err}");
 }
+
+#[test]
+fn a_cargo_fuzz_project_gets_a_report_of_its_default_corpus() {
+    let s = Scratch::new();
+    let krate = s.new_lib_crate("wild");
+    std::fs::write(
+        krate.join("src/lib.rs"),
+        "pub fn parse(data: &[u8]) -> u32 {\n    if data.first() == Some(&b'a') {\n        return 1;\n    }\n    \
+         if data.first() == Some(&b'b') {\n        return 2;\n    }\n    0\n}\n",
+    )
+    .unwrap();
+    s.write(
+        "wild/fuzz/Cargo.toml",
+        "[package]\nname = \"wild-fuzz\"\nversion = \"0.0.0\"\npublish = false\nedition = \"2021\"\n\n\
+         [package.metadata]\ncargo-fuzz = true\n\n[dependencies]\nlibfuzzer-sys = \"0.4\"\n\n\
+         [dependencies.wild]\npath = \"..\"\n\n[workspace]\nmembers = [\".\"]\n\n\
+         [[bin]]\nname = \"parse\"\npath = \"fuzz_targets/parse.rs\"\ntest = false\ndoc = false\n",
+    );
+    s.write(
+        "wild/fuzz/fuzz_targets/parse.rs",
+        "#![no_main]\nuse libfuzzer_sys::fuzz_target;\n\nfuzz_target!(|data: &[u8]| {\n    wild::parse(data);\n});\n",
+    );
+    s.write("wild/fuzz/corpus/parse/a", "a");
+    s.write("wild/fuzz/corpus/parse/z", "z");
+    let o = output(rfuzz_cmd().args(["coverage", "parse", "--format", "lcov,text"]).current_dir(&krate));
+    assert_eq!(o.status.code(), Some(0));
+    let lcov = std::fs::read_to_string(krate.join("fuzz/coverage/parse/lcov.info")).unwrap();
+    let records = parse_lcov(&lcov);
+    let lib = records.iter().find(|r| r.file.ends_with("wild/src/lib.rs")).expect("the crate's lib.rs is reported");
+    assert_eq!(lib.da.get(&3), Some(&1), "`return 1` reached by `a`: {:?}", lib.da);
+    assert_eq!(lib.da.get(&6), Some(&0), "`return 2` reached by nothing: {:?}", lib.da);
+    assert_eq!(lib.da.get(&8), Some(&1), "`0` reached by `z`: {:?}", lib.da);
+    assert!(records.iter().all(|r| r.file.starts_with(&krate)), "no dependency or runtime files");
+}
