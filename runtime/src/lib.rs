@@ -42,6 +42,11 @@
 //!   input, and on a crash prints the panic and a backtrace. Any crash file a
 //!   fuzzer saved reproduces with `./target crash-file`.
 //!
+//! * **Coverage reports**: in the build `cargo rfuzz coverage` makes (a flag
+//!   per basic block and the blocks' address table), a standalone run writes
+//!   which blocks it reached to the file named by
+//!   [`protocol::coverage::OUT_ENV_VAR`] when it ends, crashes included.
+//!
 //! A panic anywhere in the target aborts the process (`SIGABRT`), so the fuzzer
 //! sees it as a crash even if the code under test catches unwinds.
 //!

@@ -202,6 +202,7 @@ pub fn run(args: CoverageArgs) -> Result<i32> {
     exclude.extend(runtime_dirs);
     let filter = symbols::PathFilter { root, exclude, include_deps: args.include_deps };
     let map = symbols::symbolize(&binary, &table, &filter)?;
+    let symbolized = t1.elapsed();
     let jobs = args.jobs.map_or_else(crate::triage::replay::default_jobs, |j| j as usize);
     let tty = std::io::stderr().is_terminal();
     let total = staged.inputs.len();
@@ -227,10 +228,12 @@ pub fn run(args: CoverageArgs) -> Result<i32> {
         println!("{}", w.display());
     }
     eprintln!(
-        "rfuzz: coverage build {:.1}s, {} inputs replayed and reported in {:.1}s on {jobs} jobs",
+        "rfuzz: coverage build {:.1}s; {} blocks symbolized in {:.1}s; {} inputs replayed and the report written in {:.1}s on {jobs} jobs",
         built.as_secs_f64(),
+        table.len(),
+        symbolized.as_secs_f64(),
         report.runs.replayed,
-        replayed.as_secs_f64()
+        (replayed - symbolized).as_secs_f64()
     );
     Ok(crate::exit::SUCCESS)
 }
