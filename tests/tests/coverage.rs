@@ -317,3 +317,31 @@ fn a_cargo_fuzz_project_gets_a_report_of_its_default_corpus() {
     assert_eq!(lib.da.get(&8), Some(&1), "`0` reached by `z`: {:?}", lib.da);
     assert!(records.iter().all(|r| r.file.starts_with(&krate)), "no dependency or runtime files");
 }
+
+#[test]
+fn lcov_info_is_accepted_by_genhtml() {
+    let genhtml =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("genhtml").is_file()));
+    if !have_or_skip(genhtml, "genhtml", "apt-get install lcov", "RFUZZ_REQUIRE_LCOV") {
+        return;
+    }
+    let s = Scratch::new();
+    let corpus = s.path().join("corpus");
+    put(&corpus, "fu", b"FU");
+    put(&corpus, "x", b"x");
+    let out = s.path().join("report");
+    let o = coverage(&["magic_steps", "--format", "lcov", "-i"], &[&corpus, Path::new("--out"), &out]);
+    assert_eq!(o.status.code(), Some(0));
+    let g = output(
+        std::process::Command::new("genhtml")
+            .args(["--branch-coverage", "-o"])
+            .arg(s.path().join("genhtml"))
+            .arg(out.join("lcov.info")),
+    );
+    assert!(g.status.success(), "genhtml reads lcov.info");
+    // (genhtml's errors fail it; its warnings, e.g. about inconsistent
+    // records, go to stderr.)
+    let said = String::from_utf8_lossy(&g.stderr).to_lowercase();
+    assert!(!said.contains("warning"), "without complaints: {said}");
+    assert!(s.path().join("genhtml/index.html").is_file());
+}
