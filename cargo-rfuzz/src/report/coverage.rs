@@ -54,7 +54,12 @@ pub fn runs_line(report: &Report) -> String {
         let _ = write!(s, ", {} ended without writing coverage", r.no_coverage);
     }
     if f.unreadable > 0 {
-        let _ = write!(s, ", {} files over 16 MiB or unreadable left out", f.unreadable);
+        let _ = write!(
+            s,
+            ", {} files over {} MiB or unreadable left out",
+            f.unreadable,
+            crate::coverage::inputs::MAX_INPUT >> 20
+        );
     }
     s
 }
