@@ -215,21 +215,25 @@ pub fn symbolize(binary: &Path, table: &[(u64, u64)], filter: &PathFilter) -> Re
 
 /// The workspace root of the crate that `fuzz_dir` belongs to (cargo-fuzz
 /// layout: the crate is `fuzz/..`), as `cargo locate-project --workspace`
-/// says; the crate's directory when cargo cannot tell.
+/// says (within 30 s); the crate's directory when cargo cannot tell.
 pub fn user_root(fuzz_dir: &Path) -> PathBuf {
+    use std::io::Read;
     let krate = fuzz_dir.parent().unwrap_or(fuzz_dir).to_path_buf();
-    let out = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["locate-project", "--workspace", "--message-format", "plain", "--manifest-path"])
-        .arg(krate.join("Cargo.toml"))
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output();
-    let located = out
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| PathBuf::from(s.trim()))
-        .and_then(|manifest| manifest.parent().map(Path::to_path_buf));
+    let located = (|| {
+        let mut child = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["locate-project", "--workspace", "--message-format", "plain", "--manifest-path"])
+            .arg(krate.join("Cargo.toml"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let status = crate::sys::process::wait_or_kill(&mut child, std::time::Duration::from_secs(30)).ok()?;
+        let mut text = String::new();
+        child.stdout.take()?.take(1 << 16).read_to_string(&mut text).ok()?;
+        let manifest = PathBuf::from(text.trim());
+        status.success().then(|| manifest.parent().map(Path::to_path_buf)).flatten()
+    })();
     // A fuzz package that is its own workspace: the crate above it.
     match located {
         Some(root) if krate.starts_with(&root) => root,
