@@ -169,7 +169,9 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
     if let Some(s) = inst.sanitizer {
         check_nightly(s)?;
     }
-    let clang = if inst.instrument_c { cc::find_clang() } else { None };
+    // Coverage-report builds leave C alone: its pc-table entries would be
+    // mixed into the Rust blocks' table.
+    let clang = if inst.instrument_c && inst.coverage != flags::CoverageMode::Report { cc::find_clang() } else { None };
     // Without clang the C code is not instrumented: that build is the
     // `--no-instrument-c` one, in its directory.
     let built_inst = Instrumentation { instrument_c: clang.is_some(), ..inst };
@@ -235,6 +237,10 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
     for c in &config_args {
         cmd.arg("--config").arg(c);
     }
+    let mut common = flags::common_flags(opts.profile, inst.sanitizer);
+    if inst.coverage == flags::CoverageMode::Report {
+        common.extend(flags::report_flags());
+    }
     let inner = std::env::var_os("RUSTC_WRAPPER").filter(|w| Path::new(w) != opts.wrapper_exe && !w.is_empty());
     if let Some(clang) = &clang {
         // Scoped to this cargo: C built by build scripts for the target.
@@ -245,7 +251,7 @@ pub fn build(project: &FuzzProject, targets: &[String], opts: &BuildOptions) -> 
     }
     cmd.env("RUSTC_WRAPPER", &opts.wrapper_exe)
         .env(wrapper::WRAPPER_ENV, "1")
-        .env(wrapper::COMMON_FLAGS_ENV, flags::encode(&flags::common_flags(opts.profile, inst.sanitizer)))
+        .env(wrapper::COMMON_FLAGS_ENV, flags::encode(&common))
         .env(wrapper::COVERAGE_FLAGS_ENV, flags::encode(&flags::coverage_flags(inst.coverage, inst.sanitizer)))
         .env(wrapper::INNER_WRAPPER_ENV, inner.unwrap_or_default())
         .stdout(Stdio::piped())

@@ -16,6 +16,12 @@ pub enum CoverageMode {
     /// `trace-pc-guard`: a call to `__sanitizer_cov_trace_pc_guard` per edge,
     /// the classic SanitizerCoverage interface (what clang's C code uses).
     PcGuard,
+    /// Not for fuzzing: the build `cargo rfuzz coverage` replays inputs
+    /// with. A byte flag per block (`inline-bool-flag`, set on every visit:
+    /// counters would wrap to zero after 256) and the table of the blocks'
+    /// addresses (`pc-table`), unoptimised with line tables, so each block
+    /// maps to one source line.
+    Report,
 }
 
 impl CoverageMode {
@@ -24,6 +30,7 @@ impl CoverageMode {
         match self {
             CoverageMode::Counters => "counters",
             CoverageMode::PcGuard => "pc-guard",
+            CoverageMode::Report => "report",
         }
     }
 }
@@ -69,6 +76,11 @@ impl Instrumentation {
     /// `rfuzz-no-c`, `rfuzz-asan`, ...). Modes never share artifacts, so
     /// switching between them rebuilds nothing twice and mixes nothing.
     pub fn dir_name(&self) -> String {
+        if self.coverage == CoverageMode::Report {
+            // C is never instrumented there (its pc-table would not line up
+            // with the Rust block flags), and no sanitizer applies.
+            return "rfuzz-coverage".into();
+        }
         let mut n = String::from("rfuzz");
         if self.coverage != CoverageMode::Counters {
             n.push('-');
@@ -135,6 +147,23 @@ pub fn common_flags(profile: Profile, sanitizer: Option<Sanitizer>) -> Vec<Strin
     f
 }
 
+/// Flags for every crate of a coverage-report build ([`CoverageMode::Report`]),
+/// after the common ones (so they win over the profile's).
+pub fn report_flags() -> Vec<String> {
+    let mut f: Vec<String> = Vec::new();
+    // No optimisation: blocks are not merged or moved, so each one's
+    // address maps to the source line it came from.
+    f.extend(["-C".into(), "opt-level=0".into()]);
+    // Line tables are all symbolizing needs (function names come from the
+    // symbol table).
+    f.extend(["-C".into(), "debuginfo=line-tables-only".into()]);
+    // No unwinding: landing pads would be blocks no input reaches (the
+    // runtime aborts on a panic anyway), shown as uncovered code on every
+    // line that drops a value.
+    f.extend(["-C".into(), "panic=abort".into()]);
+    f
+}
+
 /// SanitizerCoverage (and sanitizer) flags, only for the crates whose
 /// coverage we want (not the runtime, build scripts or proc-macros).
 pub fn coverage_flags(mode: CoverageMode, sanitizer: Option<Sanitizer>) -> Vec<String> {
@@ -153,16 +182,24 @@ pub fn coverage_flags(mode: CoverageMode, sanitizer: Option<Sanitizer>) -> Vec<S
         // A numbered guard per edge and a call into the runtime, which counts
         // the edge in its guard map (AFL++'s and the design card's way).
         CoverageMode::PcGuard => f.extend(llvm("-sanitizer-coverage-trace-pc-guard")),
+        // A flag per block, set (not incremented) on every visit, and the
+        // blocks' addresses, which the runtime writes out for the report.
+        CoverageMode::Report => {
+            f.extend(llvm("-sanitizer-coverage-inline-bool-flag"));
+            f.extend(llvm("-sanitizer-coverage-pc-table"));
+        }
     }
     // Keep all blocks: pruning would drop edges a fuzzer can still tell apart.
     f.extend(llvm("-sanitizer-coverage-prune-blocks=0"));
-    // Callbacks on integer compares and switches: the runtime records their
-    // operands on request for input-to-state comparison solving.
-    f.extend(llvm("-sanitizer-coverage-trace-compares"));
-    // Keep memcmp/bcmp of a known small size a call instead of inline loads
-    // (slice and `str` equality against keywords and magic strings), so the
-    // runtime's memcmp hook sees both operands.
-    f.extend(llvm("-max-loads-per-memcmp=0"));
+    if mode != CoverageMode::Report {
+        // Callbacks on integer compares and switches: the runtime records their
+        // operands on request for input-to-state comparison solving.
+        f.extend(llvm("-sanitizer-coverage-trace-compares"));
+        // Keep memcmp/bcmp of a known small size a call instead of inline loads
+        // (slice and `str` equality against keywords and magic strings), so the
+        // runtime's memcmp hook sees both operands.
+        f.extend(llvm("-max-loads-per-memcmp=0"));
+    }
     if sanitizer == Some(Sanitizer::Address) {
         // Nightly only; the crate that links the binary (instrumented) pulls
         // in ASan's runtime. The rfuzz runtime stays uninstrumented: its
@@ -196,6 +233,9 @@ pub fn c_flags(sanitizer: Option<Sanitizer>) -> Vec<String> {
 /// be reused, and cargo's fingerprint does not see wrapper flags.
 pub fn flag_stamp(profile: Profile, inst: &Instrumentation, c_compiler: Option<&str>) -> String {
     let mut all = common_flags(profile, inst.sanitizer);
+    if inst.coverage == CoverageMode::Report {
+        all.extend(report_flags());
+    }
     all.extend(coverage_flags(inst.coverage, inst.sanitizer));
     if let Some(cc) = c_compiler {
         all.push(format!("cc={cc}"));
@@ -270,6 +310,8 @@ mod tests {
             sanitizer: Some(Sanitizer::Address),
         };
         assert_eq!(odd.dir_name(), "rfuzz-pc-guard-no-c-asan");
+        let report = Instrumentation { coverage: CoverageMode::Report, instrument_c: false, sanitizer: None };
+        assert_eq!(report.dir_name(), "rfuzz-coverage");
     }
 
     #[test]
@@ -284,5 +326,12 @@ mod tests {
         assert!(common_flags(Profile::Release, Some(Sanitizer::Address)).iter().any(|x| x == ASAN_CFG));
         assert!(c_flags(Some(Sanitizer::Address)).iter().any(|x| x == "-fsanitize=address"));
         assert!(c_flags(None).iter().all(|x| x != "-fsanitize=address"));
+        let r = coverage_flags(CoverageMode::Report, None);
+        assert!(has(&r, "inline-bool-flag") && has(&r, "pc-table"));
+        assert!(!has(&r, "inline-8bit-counters") && !has(&r, "trace-compares"), "{r:?}");
+        assert!(report_flags().iter().any(|x| x == "opt-level=0"));
+        let d = Instrumentation::default();
+        let rep = Instrumentation { coverage: CoverageMode::Report, ..d };
+        assert_ne!(flag_stamp(Profile::Dev, &rep, None), flag_stamp(Profile::Dev, &d, None));
     }
 }

@@ -11,7 +11,9 @@
 //!   tracing — and `--cfg fuzzing`, debug assertions and overflow checks for
 //!   all target crates. Everything works on stable Rust except
 //!   `--sanitizer address` (`-Zsanitizer=address`, run with the rustup
-//!   toolchain `nightly`).
+//!   toolchain `nightly`). A third mode, [`CoverageMode::Report`], is not for
+//!   fuzzing: the unoptimised build with a flag per block and the blocks'
+//!   address table that `cargo rfuzz coverage` replays inputs with.
 //! * **C and C++** ([`cc`]): code that build scripts compile with the `cc`
 //!   crate (and `cmake` builds that honour `CC`/`CFLAGS`) is compiled by
 //!   clang with `trace-pc-guard`, `trace-cmp` and calls kept for

@@ -174,8 +174,10 @@ pub fn init_malloc_limit() {
 }
 
 extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
-    // The run's coverage, for the fuzzer's crash de-duplication.
+    // The run's coverage, for the fuzzer's crash de-duplication (and, in a
+    // coverage build, for the report).
     crate::sancov::copy_to_shared();
+    crate::coverage::dump();
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
     // SI_USER, SI_QUEUE, SI_TKILL (<= 0): sent by a process (`kill -SEGV`),
@@ -204,6 +206,7 @@ extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void
 /// the same signal.
 extern "C" fn on_fatal(sig: c_int) {
     crate::sancov::copy_to_shared();
+    crate::coverage::dump();
     // SAFETY: restoring the default action and re-raising are
     // async-signal-safe; the raised signal is delivered when we return.
     unsafe {
@@ -224,6 +227,7 @@ extern "C" fn on_dump_request(_: c_int) {
 
 extern "C" fn at_exit() {
     crate::sancov::copy_to_shared();
+    crate::coverage::dump();
 }
 
 /// Publishes coverage on aborts, illegal instructions, arithmetic faults, a

@@ -42,6 +42,11 @@
 //!   input, and on a crash prints the panic and a backtrace. Any crash file a
 //!   fuzzer saved reproduces with `./target crash-file`.
 //!
+//! * **Coverage reports**: in the build `cargo rfuzz coverage` makes (a flag
+//!   per basic block and the blocks' address table), a standalone run writes
+//!   which blocks it reached to the file named by
+//!   [`protocol::coverage::OUT_ENV_VAR`] when it ends, crashes included.
+//!
 //! A panic anywhere in the target aborts the process (`SIGABRT`), so the fuzzer
 //! sees it as a crash even if the code under test catches unwinds.
 //!
@@ -56,6 +61,8 @@ pub mod protocol;
 mod cmp;
 #[cfg(feature = "runtime")]
 mod contain;
+#[cfg(feature = "runtime")]
+mod coverage;
 #[cfg(feature = "runtime")]
 mod fdio;
 #[cfg(feature = "runtime")]
@@ -192,6 +199,9 @@ pub mod __private {
         // Fix the coverage layout before anything forks.
         sancov::map_size();
         install_panic_hook();
+        // Coverage builds (`cargo rfuzz coverage`): the block table, and the
+        // flags file written when the process ends.
+        coverage::init();
         init();
         if fdio::is_open(protocol::CONTROL_FD) && fdio::is_open(protocol::STATUS_FD) {
             if std::env::var_os(protocol::direct::ENV_VAR).is_some() {

@@ -118,6 +118,82 @@ pub static BUCKETS: [u8; 256] = {
     t
 };
 
+/// What a coverage build (`cargo rfuzz coverage`) tells about one run.
+///
+/// A coverage build marks each basic block it enters in a byte flag
+/// (SanitizerCoverage `inline-bool-flag`) and carries a table of the blocks'
+/// addresses (`pc-table`). Run standalone with [`OUT_ENV_VAR`](coverage::OUT_ENV_VAR) set, the target
+/// writes the flags to that file when the process ends: after its inputs
+/// ran, on `exit`, and from the handlers of a panic's abort, a fatal signal
+/// or a stack overflow (one `pwritev` of memory prepared at start-up), so a
+/// crashing input's blocks count too. Killed with `SIGKILL` (a timeout), it
+/// writes nothing. With [`PCS_ENV_VAR`](coverage::PCS_ENV_VAR) set it also writes the block table
+/// at start-up, with addresses relative to the executable's load address
+/// (what its symbols and line tables use, PIE or not).
+///
+/// ```text
+/// flags file:  FLAGS_MAGIC (8 bytes) | n: u64 LE | n bytes, 0 = block not reached
+/// pcs file:    PCS_MAGIC (8 bytes)   | n: u64 LE | n x (address: u64 LE, flags: u64 LE)
+/// ```
+///
+/// Entry `i` of both is block `i`; [`PC_FUNCTION_ENTRY`](coverage::PC_FUNCTION_ENTRY) marks a function's
+/// first block, and the blocks after it, up to the next entry, are that
+/// function's.
+pub mod coverage {
+    /// Names the file a coverage build writes its block flags to.
+    pub const OUT_ENV_VAR: &str = "RFUZZ_COVERAGE_OUT";
+    /// Names the file a coverage build writes its block table to.
+    pub const PCS_ENV_VAR: &str = "RFUZZ_COVERAGE_PCS";
+    /// First bytes of a flags file.
+    pub const FLAGS_MAGIC: &[u8; 8] = b"RFZCOVF1";
+    /// First bytes of a block-table file.
+    pub const PCS_MAGIC: &[u8; 8] = b"RFZCOVP1";
+    /// Header size of both files.
+    pub const HEADER: usize = 16;
+    /// `pc-table` flag of a function's entry block.
+    pub const PC_FUNCTION_ENTRY: u64 = 1;
+
+    /// The 16-byte header of a file of `n` entries.
+    pub fn header(magic: &[u8; 8], n: u64) -> [u8; HEADER] {
+        let mut h = [0u8; HEADER];
+        h[..8].copy_from_slice(magic);
+        h[8..].copy_from_slice(&n.to_le_bytes());
+        h
+    }
+
+    fn body<'a>(data: &'a [u8], magic: &[u8; 8], entry: usize) -> Option<&'a [u8]> {
+        if data.get(..8)? != magic {
+            return None;
+        }
+        let n = usize::try_from(u64::from_le_bytes(data.get(8..16)?.try_into().ok()?)).ok()?;
+        let body = &data[HEADER..];
+        (body.len() == n.checked_mul(entry)?).then_some(body)
+    }
+
+    /// The flags of a flags file (one byte per block); `None` when the file
+    /// is not one or is cut short.
+    pub fn parse_flags(data: &[u8]) -> Option<&[u8]> {
+        body(data, FLAGS_MAGIC, 1)
+    }
+
+    /// The `(address, flags)` entries of a block-table file; `None` when the
+    /// file is not one or is cut short.
+    pub fn parse_pcs(data: &[u8]) -> Option<Vec<(u64, u64)>> {
+        let b = body(data, PCS_MAGIC, 16)?;
+        Some(
+            b.chunks_exact(16)
+                .map(|c| {
+                    let (pc, fl) = c.split_at(8);
+                    (
+                        u64::from_le_bytes(pc.try_into().unwrap_or_default()),
+                        u64::from_le_bytes(fl.try_into().unwrap_or_default()),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
 /// Constants of the AFL++ 4.20+ forkserver protocol.
 pub mod afl {
     /// `"AFL\0"`: prefix of the version word.
@@ -536,6 +612,23 @@ mod tests {
         assert_eq!(map_size_for_guards(63), 64);
         assert_eq!(map_size_for_guards(64), 128);
         assert_eq!(map_size_for_guards(19), 64);
+    }
+
+    #[test]
+    fn coverage_files_round_trip_and_refuse_short_ones() {
+        let mut f = coverage::header(coverage::FLAGS_MAGIC, 3).to_vec();
+        f.extend_from_slice(&[1, 0, 1]);
+        assert_eq!(coverage::parse_flags(&f), Some(&[1u8, 0, 1][..]));
+        assert_eq!(coverage::parse_flags(&f[..f.len() - 1]), None, "cut short");
+        assert_eq!(coverage::parse_pcs(&f), None, "wrong magic");
+        let mut p = coverage::header(coverage::PCS_MAGIC, 2).to_vec();
+        for v in [0x1000u64, 1, 0x1010, 0] {
+            p.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(coverage::parse_pcs(&p), Some(vec![(0x1000, 1), (0x1010, 0)]));
+        let mut huge = coverage::header(coverage::PCS_MAGIC, u64::MAX).to_vec();
+        huge.extend_from_slice(&[0; 16]);
+        assert_eq!(coverage::parse_pcs(&huge), None, "a count that overflows is refused");
     }
 
     #[test]

@@ -292,16 +292,19 @@ pub unsafe extern "C" fn __sanitizer_cov_trace_pc_guard_init(start: *mut u32, st
     }
 }
 
-/// Called by modules built with `-fsanitize-coverage=pc-table` (the C code
-/// of `cargo rfuzz build`) with their table of `(pc, flags)` pairs. Nothing
-/// to do: the table is read from the binary by the build, which counts the C
-/// edges with it. (Only one such call happens per binary in `pc-guard`
-/// builds: the linker keeps one module constructor of a kind.)
+/// Called by modules built with `pc-table` with their table of `(pc,
+/// flags)` pairs: the C code of `cargo rfuzz build` (whose table the build
+/// reads from the binary to count C edges; only one such call happens per
+/// binary in `pc-guard` builds: the linker keeps one module constructor of a
+/// kind) and coverage builds, whose table [`crate::coverage`] writes out.
+/// Only the range is recorded here; it is read when a coverage report asks.
 ///
 /// # Safety
-/// Called by LLVM-generated code; the range is not read.
+/// Called by LLVM-generated code with a valid range.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn __sanitizer_cov_pcs_init(_beg: *const usize, _end: *const usize) {}
+pub unsafe extern "C" fn __sanitizer_cov_pcs_init(beg: *const usize, end: *const usize) {
+    crate::coverage::register_pcs(beg, end);
+}
 
 /// Called on every edge of `trace-pc-guard` code.
 ///

@@ -8,6 +8,7 @@ pub mod build;
 mod ci_workflow;
 mod cmin;
 pub mod common;
+mod coverage;
 pub mod fuzz;
 mod init;
 mod list;
@@ -56,6 +57,14 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Summarise a sync directory: instances alive or dead, execs, corpus, imports, crashes.
     SyncStatus(sync_status::SyncStatusArgs),
+    /// Which source lines the corpus and every instance's queue reach: HTML, lcov.info, JSON, a table.
+    ///
+    /// Builds the target for coverage (its own target directory, stable rustc only, no
+    /// llvm-tools), replays every input in its own process on all cores (a crash or a hang loses
+    /// nothing of the others; --crashes adds crash and hang files) and writes index.html with a
+    /// page per source file (reached lines green, partly reached yellow, missed red, with the
+    /// number of inputs that reached each line), lcov.info and coverage.json.
+    Coverage(Box<coverage::CoverageArgs>),
     /// Chart every instance's progress (edges, exec/s, corpus, imports, crashes, hangs) as PNG, SVG and index.html.
     ///
     /// Reads every instance's plot_data (ours and AFL++'s, any version) and writes edges.*,
@@ -157,6 +166,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Triage(a) => triage::run(*a),
         Command::Tmin(a) => tmin::run(*a),
         Command::Cmin(a) => cmin::run(*a),
+        Command::Coverage(a) => coverage::run(*a),
         Command::Plot(a) => plot::run(a),
         Command::CiWorkflow(a) => ci_workflow::run(a),
         Command::BenchExec(a) => bench::run(a),

@@ -57,7 +57,7 @@ pub struct TriageArgs {
 }
 
 /// The target an instance fuzzed, from its `fuzzer_stats` banner.
-fn banner(instance_dir: &Path) -> Option<String> {
+pub(super) fn banner(instance_dir: &Path) -> Option<String> {
     layout::read_stats(&instance_dir.join(layout::FUZZER_STATS))?.remove("afl_banner").filter(|b| !b.is_empty())
 }
 
@@ -71,21 +71,29 @@ pub fn resolve_target(
     sync_dir: Option<&Path>,
 ) -> Result<ResolvedTarget> {
     if target.is_none() && binary.is_none() {
-        let p = project.load()?;
-        let fuzzed: BTreeSet<String> = sync_dir
-            .map(|s| layout::instance_dirs(s).unwrap_or_default().iter().filter_map(|(_, dir)| banner(dir)).collect())
-            .unwrap_or_default();
-        let known: Vec<&String> = fuzzed.iter().filter(|b| p.targets.iter().any(|t| t.name == **b)).collect();
-        return match (p.targets.as_slice(), known.as_slice()) {
-            ([only], _) => resolve(Some(&only.name.clone()), None, project, build, true),
-            (_, [one]) => resolve(Some(one.as_str()), None, project, build, true),
-            _ => anyhow::bail!(UsageError(format!(
-                "name the fuzz target: {} (or pass --binary PATH)",
-                p.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-            ))),
-        };
+        let name = implied_target(project, sync_dir, " (or pass --binary PATH)")?;
+        return resolve(Some(&name), None, project, build, true);
     }
     resolve(target, binary, project, build, true)
+}
+
+/// The target meant when none is named: the project's only one, or the one
+/// the instances of `sync_dir` fuzzed. Otherwise a usage error listing the
+/// targets, with `or` appended.
+pub fn implied_target(project: &ProjectArgs, sync_dir: Option<&Path>, or: &str) -> Result<String> {
+    let p = project.load()?;
+    let fuzzed: BTreeSet<String> = sync_dir
+        .map(|s| layout::instance_dirs(s).unwrap_or_default().iter().filter_map(|(_, dir)| banner(dir)).collect())
+        .unwrap_or_default();
+    let known: Vec<&String> = fuzzed.iter().filter(|b| p.targets.iter().any(|t| t.name == **b)).collect();
+    match (p.targets.as_slice(), known.as_slice()) {
+        ([only], _) => Ok(only.name.clone()),
+        (_, [one]) => Ok(one.to_string()),
+        _ => anyhow::bail!(UsageError(format!(
+            "name the fuzz target: {}{or}",
+            p.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
 }
 
 /// Leaves out the files of instances that fuzzed another target of the

@@ -63,7 +63,7 @@ pub fn gather(sync_dir: Option<&Path>, dirs: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// Regular, non-hidden files of a corpus directory, sorted by name.
-fn corpus_files(dir: &Path) -> Vec<PathBuf> {
+pub fn corpus_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()

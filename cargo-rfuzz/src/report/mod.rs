@@ -3,7 +3,9 @@
 //! JSON). The engine only produces [`InstanceStats`]; everything the user sees
 //! is a function of it, so screens are snapshot-tested.
 
+pub mod coverage;
 pub mod dashboard;
+pub mod lcov;
 pub mod plot;
 pub mod sanitizer;
 pub mod screen;

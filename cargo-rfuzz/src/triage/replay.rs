@@ -98,7 +98,15 @@ impl Replayer {
         Ok(Some(format!("{ty}: {}", body.join("\n"))))
     }
 
-    fn run(&self, path: &Path, backtrace: bool, print_input: bool) -> Result<Replay> {
+    /// The time limit of one replay.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The command that replays the file at `path`: its own process group,
+    /// no core dump, the memory limit, killed when we die, stdout and
+    /// stderr discarded. Run it with [`process::run_group_for`].
+    pub fn command(&self, path: &Path, backtrace: bool) -> Result<Command> {
         let mut c = Command::new(&self.binary);
         for a in &self.args {
             if a == "@@" {
@@ -119,12 +127,8 @@ impl Replayer {
                 c.stdin(f);
             }
         }
-        let mut err = tempfile::tempfile().context("failed to create a temporary file")?;
-        c.stdout(Stdio::null()).stderr(err.try_clone()?);
+        c.stdout(Stdio::null()).stderr(Stdio::null());
         c.env("RUST_BACKTRACE", if backtrace { "1" } else { "0" });
-        if print_input {
-            c.env(rfuzz::protocol::PRINT_INPUT_ENV_VAR, "1");
-        }
         c.env(rfuzz::protocol::MALLOC_LIMIT_ENV_VAR, self.mem_limit_mb.unwrap_or(2048).to_string());
         for var in [rfuzz::protocol::SHM_ENV_VAR, rfuzz::protocol::direct::ENV_VAR] {
             c.env_remove(var);
@@ -145,6 +149,16 @@ impl Replayer {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
+        }
+        Ok(c)
+    }
+
+    fn run(&self, path: &Path, backtrace: bool, print_input: bool) -> Result<Replay> {
+        let mut c = self.command(path, backtrace)?;
+        let mut err = tempfile::tempfile().context("failed to create a temporary file")?;
+        c.stderr(err.try_clone()?);
+        if print_input {
+            c.env(rfuzz::protocol::PRINT_INPUT_ENV_VAR, "1");
         }
         let mut child = c.spawn().with_context(|| format!("failed to run {}", self.binary.display()))?;
         // Anything it left behind, or all of it on a timeout, is killed
