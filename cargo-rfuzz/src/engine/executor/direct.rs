@@ -305,6 +305,8 @@ impl DirectExecutor {
         h.flags.store(flags, Relaxed);
         h.exit_reason.store(direct::EXIT_NONE, Relaxed);
         h.map_dumped.store(0, Relaxed);
+        h.crash_sig.store(0, Relaxed);
+        h.fault_pc.store(0, Relaxed);
         h.cur_index.store(start as u32, Relaxed);
         self.fs.write_u32(direct::CMD_RUN).context("the target's forkserver is gone")?;
         let reply = self.wait_reply(Some(self.timeout))?;
@@ -441,6 +443,11 @@ impl Executor for DirectExecutor {
         let len = self.layout.paths_len;
         let off = self.layout.paths_off + (hash as usize & (len - 1)) * 4;
         u32::from_ne_bytes(self.seg.slice(off, 4).try_into().expect("4 bytes"))
+    }
+
+    fn death_info(&self) -> Option<(u64, u64)> {
+        let h = self.header();
+        Some((h.crash_sig.load(Relaxed), h.fault_pc.load(Relaxed)))
     }
 
     fn target_procs(&self) -> super::TargetProcs {
