@@ -24,6 +24,10 @@ use super::executor::{CrashCause, ExitKind};
 use rfuzz::protocol::signature;
 use std::collections::HashMap;
 
+/// Fault offsets from here on are addresses in other modules (no executable
+/// is a terabyte).
+const OUTSIDE_EXECUTABLE: u64 = 1 << 40;
+
 /// Most files kept per signature (crashes) or site (hangs).
 pub const FILES_PER_BUG: u32 = 3;
 /// Interrupted program counters this close together are one hang site (the
@@ -116,9 +120,21 @@ impl BugTable {
         self.bugs.is_empty()
     }
 
+    /// Hang sites: distinct interrupted places, or one when hangs were seen
+    /// whose site is unknown (the run did not answer the dump request).
+    pub fn hang_sites(&self) -> usize {
+        self.sites.len().max(usize::from(!self.bugs.is_empty()))
+    }
+
     /// The key of a hang interrupted at `pc`: an already known site within
-    /// [`HANG_SITE_SPAN`] bytes of code, else a new site.
+    /// [`HANG_SITE_SPAN`] bytes of code, else a new site; 0 (unknown) is a
+    /// class of its own, capped like a site.
     pub fn hang_key(&mut self, pc: u64) -> u64 {
+        // Not an offset into the executable (the run was interrupted in a
+        // shared library or the kernel's code): no site.
+        if pc == 0 || pc >= OUTSIDE_EXECUTABLE {
+            return crash_key(ExitKind::Timeout, 0, 0);
+        }
         let site = match self.sites.iter().find(|&&s| s.abs_diff(pc) <= HANG_SITE_SPAN) {
             Some(&s) => s,
             None => {
@@ -137,7 +153,7 @@ mod tests {
     #[test]
     fn keeps_the_first_then_only_smaller_inputs_up_to_the_cap() {
         let mut t = BugTable::default();
-        let mut keep = |t: &mut BugTable, len| {
+        let keep = |t: &mut BugTable, len| {
             t.hit(7);
             let k = t.would_keep(7, len);
             if k {
@@ -173,5 +189,9 @@ mod tests {
         assert_eq!(t.hang_key(0x5010), a);
         assert_eq!(t.hang_key(0x4f00), a);
         assert_ne!(t.hang_key(0x9000), a);
+        t.hit(a);
+        let unknown = t.hang_key(0);
+        t.hit(unknown);
+        assert_eq!(t.hang_sites(), 2, "the unknown class is no site of its own");
     }
 }

@@ -51,6 +51,9 @@ pub struct Testcase {
     pub mutants: u64,
     /// Of those, how many timed out.
     pub timeouts: u32,
+    /// Mutants generated since the first of them timed out (the rate of
+    /// timeouts now, not over its whole life).
+    pub timeout_mutants: u64,
 }
 
 impl Testcase {
@@ -77,6 +80,7 @@ impl Testcase {
             set_aside: false,
             mutants: 0,
             timeouts: 0,
+            timeout_mutants: 0,
         }
     }
 }

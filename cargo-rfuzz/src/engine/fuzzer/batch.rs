@@ -23,7 +23,11 @@ impl Fuzzer {
             }
         }
         if let Op::Mutant { src, .. } = op {
-            self.corpus.entries[src].mutants += 1;
+            let e = &mut self.corpus.entries[src];
+            e.mutants += 1;
+            if e.timeouts > 0 {
+                e.timeout_mutants += 1;
+            }
         }
         self.ops.push(op);
         Ok(())

@@ -199,20 +199,24 @@ impl Fuzzer {
     }
 
     /// Counts a timeout of a mutant of `parent` and sets the parent aside
-    /// when its mutants' timeouts cost more time than all its other mutants
-    /// together (and it is not the last entry that can be selected).
+    /// (unless it is the last entry that can be selected) when, since its
+    /// first timeout, its mutants' timeouts cost more time than all its
+    /// other mutants together, or when the instance is over its budget of
+    /// timeouts per minute ([`timeout_budget`]).
     pub(super) fn note_timeout(&mut self, parent: Option<usize>) {
         let now = Instant::now();
         self.recent_timeouts.push_back(now);
         while self.recent_timeouts.front().is_some_and(|&t| now.duration_since(t) > Duration::from_secs(60)) {
             self.recent_timeouts.pop_front();
         }
+        let over_budget = self.recent_timeouts.len() as u64 > timeout_budget(self.exec.timeout());
         let Some(p) = parent else { return };
         let timeout_us = self.exec.timeout().as_micros() as u64;
         let e = &mut self.corpus.entries[p];
         e.timeouts += 1;
-        let costly = e.timeouts as u64 * timeout_us >= e.mutants.saturating_mul(e.exec_us.max(1));
-        if e.timeouts >= SET_ASIDE_TIMEOUTS && costly && !e.disabled && self.corpus.enabled() > 1 {
+        let costly = e.timeouts >= SET_ASIDE_TIMEOUTS
+            && e.timeouts as u64 * timeout_us >= e.timeout_mutants.saturating_mul(e.exec_us.max(1));
+        if (costly || over_budget) && !e.disabled && self.corpus.enabled() > 1 {
             self.corpus.set_aside(p);
         }
     }
@@ -228,7 +232,7 @@ impl Fuzzer {
         let (map, _) = self.exec.map_and_virgin();
         coverage::classify(map);
         let key = match death {
-            Some((_, pc)) if pc != 0 => {
+            Some((_, pc)) => {
                 let key = self.hang_bugs.hang_key(pc);
                 self.hang_bugs.hit(key);
                 if !self.hang_bugs.would_keep(key, input.len()) {
@@ -237,7 +241,7 @@ impl Fuzzer {
                 coverage::update_virgin(map, &mut self.virgin_tmout);
                 key
             }
-            _ => {
+            None => {
                 if coverage::update_virgin(map, &mut self.virgin_tmout) == NewBits::None {
                     return Ok(false);
                 }
@@ -308,4 +312,11 @@ impl Fuzzer {
         self.stage = stage;
         Ok(data)
     }
+}
+
+/// Timeouts per minute an instance accepts before it sets aside the parent
+/// of every further one: at most [`MAX_TIMEOUTS_PER_MIN`], and no more than
+/// take 5% of a minute (3 s) at the current timeout, but at least 6.
+pub(super) fn timeout_budget(timeout: Duration) -> u64 {
+    (3_000_000 / timeout.as_micros().max(1) as u64).clamp(6, MAX_TIMEOUTS_PER_MIN)
 }

@@ -66,6 +66,9 @@ const LEN_CONTROL: u64 = 100;
 /// Timeouts of an entry's mutants before it may be set aside.
 const SET_ASIDE_TIMEOUTS: u32 = 3;
 
+/// Most timeouts per minute before every further one sets its parent aside.
+const MAX_TIMEOUTS_PER_MIN: u64 = 60;
+
 /// Built-in seeds when no seed corpus is given.
 const BUILTIN_SEEDS: [&[u8]; 2] = [b"0123456789abcdef", b"\n"];
 

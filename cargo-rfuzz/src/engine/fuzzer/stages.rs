@@ -89,7 +89,7 @@ impl Fuzzer {
         let mut energy = ((HAVOC_CYCLES * perf / 100.0) as usize).max(HAVOC_MIN);
         energy = energy.min((MAX_TURN_US / e.exec_us.max(1)).max(HAVOC_MIN as u64) as usize);
         if e.timeouts > 0 {
-            energy = energy.min((e.mutants / e.timeouts as u64).max(HAVOC_MIN as u64) as usize);
+            energy = energy.min((e.timeout_mutants / e.timeouts as u64).max(HAVOC_MIN as u64) as usize);
         }
         energy
     }
@@ -111,7 +111,8 @@ impl Fuzzer {
         let mut buf = std::mem::take(&mut self.buf);
         let mut result = Ok(());
         for _ in 0..energy {
-            if self.stopping() {
+            // Set aside while its mutants ran (they kept timing out): stop.
+            if self.stopping() || self.corpus.entries[idx].disabled {
                 break;
             }
             let src = Sources {

@@ -69,7 +69,7 @@ impl Fuzzer {
             total_crashes: self.total_crashes,
             total_tmout: self.total_tmout,
             crash_signatures: self.crash_bugs.len() as u64,
-            hang_signatures: self.hang_bugs.len() as u64,
+            hang_signatures: self.hang_bugs.hang_sites() as u64,
             corpus_set_aside: self.corpus.set_aside_count() as u64,
             timeouts_last_min: {
                 let now = Instant::now();
