@@ -98,6 +98,11 @@ impl BugTable {
         }
     }
 
+    /// Whether a file of bug `key` was kept.
+    pub fn has_files(&self, key: u64) -> bool {
+        self.bugs.get(&key).is_some_and(|b| b.files > 0)
+    }
+
     /// Counts a hit of bug `key`.
     pub fn hit(&mut self, key: u64) {
         self.bugs.entry(key).or_default().hits += 1;

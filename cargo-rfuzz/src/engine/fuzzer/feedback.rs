@@ -131,8 +131,10 @@ impl Fuzzer {
         let key = match death {
             Some((sig, pc)) => {
                 let key = bugs::crash_key(kind, sig, pc);
+                // Seeds all arrive at once: one file per bug among them.
+                let seed_of_known_bug = matches!(origin, Origin::Seed { .. }) && self.crash_bugs.has_files(key);
                 self.crash_bugs.hit(key);
-                if !self.crash_bugs.would_keep(key, input.len()) {
+                if seed_of_known_bug || !self.crash_bugs.would_keep(key, input.len()) {
                     return Ok(false);
                 }
                 coverage::update_virgin(map, &mut self.virgin_crash);
