@@ -293,7 +293,7 @@ pub fn init_coverage_dumps() {
         let install = |sig: c_int, handler: usize| {
             let mut sa: libc::sigaction = core::mem::zeroed();
             sa.sa_sigaction = handler;
-            sa.sa_flags = libc::SA_SIGINFO;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, core::ptr::null_mut());
         };

@@ -214,9 +214,15 @@ impl DirectExecutor {
     }
 
     /// Waits for the child's answer to a run command. With a timeout, a child
-    /// that makes no progress for that long is killed.
+    /// that makes no progress for that long is killed — once it has started
+    /// the command: a child killed before it read the command would leave it
+    /// in the pipe, for the forkserver to take as its next command. (A fresh
+    /// child on a loaded machine can take longer than a short timeout to be
+    /// scheduled at all; it gets the start-up limit instead.)
     fn wait_reply(&mut self, timeout: Option<Duration>) -> Result<Reply> {
-        let mut last_seq = self.header().exec_seq.load(Relaxed);
+        let sent_seq = self.header().exec_seq.load(Relaxed);
+        let sent = std::time::Instant::now();
+        let mut last_seq = sent_seq;
         let mut killed_at = None;
         loop {
             let mut msg = [0u8; 8];
@@ -263,6 +269,15 @@ impl DirectExecutor {
                         // batch is slow, not hung.
                         last_seq = seq;
                         continue;
+                    }
+                    if seq == sent_seq && timeout.is_some() {
+                        if sent.elapsed() < self.init_timeout {
+                            continue;
+                        }
+                        bail!(TargetError(format!(
+                            "the target's child did not start its input within {}s",
+                            self.init_timeout.as_secs()
+                        )));
                     }
                     killed_at = Some(self.header().cur_index.load(Relaxed) as usize);
                     if let Some(child) = &self.child {
