@@ -191,8 +191,9 @@ impl DirectExecutor {
 
     fn ensure_child(&mut self) -> Result<()> {
         if self.child.is_some() && self.execs_since_fork >= RECYCLE_AFTER {
+            let seq = self.header().exec_seq.load(Relaxed);
             self.fs.write_u32(direct::CMD_EXIT)?;
-            self.wait_reply(None)?;
+            self.wait_reply(None, seq)?;
             self.child = None;
         }
         if self.child.is_some() {
@@ -219,8 +220,8 @@ impl DirectExecutor {
     /// in the pipe, for the forkserver to take as its next command. (A fresh
     /// child on a loaded machine can take longer than a short timeout to be
     /// scheduled at all; it gets the start-up limit instead.)
-    fn wait_reply(&mut self, timeout: Option<Duration>) -> Result<Reply> {
-        let sent_seq = self.header().exec_seq.load(Relaxed);
+    /// `sent_seq` is the execution counter read before the command was sent.
+    fn wait_reply(&mut self, timeout: Option<Duration>, sent_seq: u64) -> Result<Reply> {
         let sent = std::time::Instant::now();
         let mut last_seq = sent_seq;
         let mut killed_at = None;
@@ -323,8 +324,9 @@ impl DirectExecutor {
         h.crash_sig.store(0, Relaxed);
         h.fault_pc.store(0, Relaxed);
         h.cur_index.store(start as u32, Relaxed);
+        let seq = h.exec_seq.load(Relaxed);
         self.fs.write_u32(direct::CMD_RUN).context("the target's forkserver is gone")?;
-        let reply = self.wait_reply(Some(self.timeout))?;
+        let reply = self.wait_reply(Some(self.timeout), seq)?;
         let ran = match reply {
             Reply::Done(stop) => stop.min(count) - start + usize::from(stop < count),
             Reply::Died(_) | Reply::TimedOut(_) => self.header().cur_index.load(Relaxed) as usize + 1 - start,
