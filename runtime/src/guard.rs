@@ -28,6 +28,57 @@ static MALLOC_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// still counts as an overflow.
 static STACK_LOW: AtomicUsize = AtomicUsize::new(0);
 const GUARD_SPAN: usize = 1 << 20;
+/// Load address of the executable, so fault addresses reported to the
+/// fuzzer are offsets into it (see [`direct::Header::fault_pc`]).
+static EXE_BASE: AtomicUsize = AtomicUsize::new(0);
+
+/// The instruction address a signal interrupted, from the handler's context.
+fn interrupted_pc(ctx: *mut c_void) -> usize {
+    if ctx.is_null() {
+        return 0;
+    }
+    let uc = ctx as *const libc::ucontext_t;
+    // SAFETY: the kernel passes a valid ucontext_t to SA_SIGINFO handlers;
+    // reading the saved program counter is a plain load.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    let pc = unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize };
+    // SAFETY: as above.
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    let pc = unsafe { (*uc).uc_mcontext.pc as usize };
+    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    let pc = {
+        let _ = uc;
+        0
+    };
+    pc
+}
+
+/// Records where a signal hit, as an offset into the executable (an address
+/// in another module stays absolute: it is still stable for every child of
+/// one forkserver, which is all the fuzzer's de-duplication needs).
+fn record_pc(ctx: *mut c_void) {
+    let pc = interrupted_pc(ctx);
+    if pc != 0 {
+        let base = EXE_BASE.load(Relaxed);
+        crate::record_fault_pc(if base != 0 && pc >= base { pc - base } else { pc } as u64);
+    }
+}
+
+/// Finds the executable's load address (once, outside any signal handler:
+/// `dladdr` is not async-signal-safe).
+fn init_exe_base() {
+    let mut info: libc::Dl_info = unsafe_zeroed_dl_info();
+    // SAFETY: dladdr reads the dynamic linker's tables for an address of
+    // this executable and fills `info`.
+    if unsafe { libc::dladdr(init_exe_base as *const c_void, &mut info) } != 0 {
+        EXE_BASE.store(info.dli_fbase as usize, Relaxed);
+    }
+}
+
+fn unsafe_zeroed_dl_info() -> libc::Dl_info {
+    // SAFETY: Dl_info is plain old data (pointers); all-zero is valid.
+    unsafe { core::mem::zeroed() }
+}
 
 fn write_stderr(msg: &[u8]) {
     // SAFETY: write(2) from a valid buffer; async-signal-safe.
@@ -173,11 +224,12 @@ pub fn init_malloc_limit() {
     }
 }
 
-extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
     // The run's coverage, for the fuzzer's crash de-duplication (and, in a
     // coverage build, for the report).
     crate::sancov::copy_to_shared();
     crate::coverage::dump();
+    record_pc(ctx);
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
     // SI_USER, SI_QUEUE, SI_TKILL (<= 0): sent by a process (`kill -SEGV`),
@@ -202,11 +254,14 @@ extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void
     }
 }
 
-/// Aborts and other fatal signals: publish the run's coverage, then die of
-/// the same signal.
-extern "C" fn on_fatal(sig: c_int) {
+/// Aborts and other fatal signals: publish the run's coverage (and where an
+/// illegal instruction or arithmetic fault hit), then die of the same signal.
+extern "C" fn on_fatal(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void) {
     crate::sancov::copy_to_shared();
     crate::coverage::dump();
+    if sig != libc::SIGABRT {
+        record_pc(ctx);
+    }
     // SAFETY: restoring the default action and re-raising are
     // async-signal-safe; the raised signal is delivered when we return.
     unsafe {
@@ -219,9 +274,11 @@ extern "C" fn on_fatal(sig: c_int) {
     }
 }
 
-/// The fuzzer's request before it kills a hung run: publish its coverage.
-extern "C" fn on_dump_request(_: c_int) {
+/// The fuzzer's request before it kills a hung run: publish its coverage
+/// and where it was looping (the hang's site, for de-duplication).
+extern "C" fn on_dump_request(_: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void) {
     crate::sancov::copy_to_shared();
+    record_pc(ctx);
     crate::mark_map_dumped();
 }
 
@@ -233,12 +290,21 @@ extern "C" fn at_exit() {
 /// Publishes coverage on aborts, illegal instructions, arithmetic faults, a
 /// normal exit and the fuzzer's dump request.
 pub fn init_coverage_dumps() {
-    // SAFETY: installing plain handlers that only copy memory and re-raise.
+    init_exe_base();
+    // SAFETY: installing handlers that only copy memory, store atomics and
+    // re-raise, on a zeroed sigaction with an empty mask.
     unsafe {
+        let install = |sig: c_int, handler: usize| {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = handler;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, core::ptr::null_mut());
+        };
         for sig in [libc::SIGABRT, libc::SIGILL, libc::SIGFPE] {
-            libc::signal(sig, on_fatal as *const () as libc::sighandler_t);
+            install(sig, on_fatal as *const () as usize);
         }
-        libc::signal(crate::protocol::direct::DUMP_SIGNAL, on_dump_request as *const () as libc::sighandler_t);
+        install(crate::protocol::direct::DUMP_SIGNAL, on_dump_request as *const () as usize);
         libc::atexit(at_exit);
     }
 }

@@ -103,6 +103,27 @@ fn record_exit_reason(reason: u32) {
     }
 }
 
+/// Records the signature hash of the crash about to happen (a panic's).
+#[cfg(feature = "runtime")]
+fn record_crash_sig(sig: u64) {
+    let h = DIRECT_HEADER.load(Relaxed);
+    if !h.is_null() {
+        // SAFETY: as in record_exit_reason.
+        unsafe { (*h).crash_sig.store(sig, Relaxed) };
+    }
+}
+
+/// Records where a fault or the fuzzer's dump request interrupted the run
+/// (async-signal-safe: one atomic store).
+#[cfg(feature = "runtime")]
+fn record_fault_pc(pc: u64) {
+    let h = DIRECT_HEADER.load(Relaxed);
+    if !h.is_null() {
+        // SAFETY: as in record_exit_reason.
+        unsafe { (*h).fault_pc.store(pc, Relaxed) };
+    }
+}
+
 /// Records that a sanitizer is about to kill the process, and the kind of
 /// error it reported.
 #[cfg(all(feature = "runtime", rfuzz_sanitize_address))]
@@ -141,8 +162,17 @@ static STANDALONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBo
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         record_exit_reason(protocol::direct::EXIT_PANIC);
+        // Std's report: "panicked at FILE:LINE:COL:\nmessage". The fuzzer
+        // de-duplicates by the same key `cargo rfuzz triage` derives from
+        // this text, so both call it one bug.
+        let text = info.to_string();
+        if let Some(loc) = info.location() {
+            let location = format!("{}:{}:{}", loc.file(), loc.line(), loc.column());
+            let message = text.split_once('\n').map_or("", |(_, m)| m);
+            record_crash_sig(protocol::signature::hash(&protocol::signature::panic_key(&location, message)));
+        }
         // While fuzzing, stderr is usually /dev/null: keep it cheap.
-        eprintln!("{info}");
+        eprintln!("{text}");
         // `RUST_BACKTRACE=0` skips the backtrace: `cargo rfuzz triage` needs
         // only the location above, and symbolizing takes a tenth of a second.
         if STANDALONE.load(Relaxed) {

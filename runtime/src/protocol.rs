@@ -194,6 +194,56 @@ pub mod coverage {
     }
 }
 
+/// Crash signatures as the runtime reports them and `cargo rfuzz triage`
+/// computes them from replays: one definition for both sides.
+///
+/// A panic is identified by its location and the first line of its message
+/// with every run of digits replaced by `N` (so "index 7 out of range for
+/// length 3" and "index 9 out of range for length 5" are one bug).
+pub mod signature {
+    /// Longest message part of a key, in characters.
+    pub const MESSAGE_CHARS: usize = 200;
+
+    /// The key of a panic at `location` (`file:line:col`) with `message`
+    /// (only its first line counts).
+    pub fn panic_key(location: &str, message: &str) -> String {
+        let first = message.lines().next().unwrap_or("").trim_end();
+        let mut key = String::with_capacity(location.len() + first.len() + 8);
+        key.push_str("panic|");
+        key.push_str(location);
+        key.push('|');
+        let mut in_digits = false;
+        for c in first.chars().take(MESSAGE_CHARS) {
+            if c.is_ascii_digit() {
+                if !in_digits {
+                    key.push('N');
+                }
+                in_digits = true;
+            } else {
+                in_digits = false;
+                key.push(c);
+            }
+        }
+        key
+    }
+
+    /// 64-bit FNV-1a of a key followed by a NUL byte (the sync layout's
+    /// hash of one part, so ids derived from it agree everywhere).
+    pub fn hash(key: &str) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in key.as_bytes().iter().chain([0u8].iter()) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        h
+    }
+
+    /// The short id of a key shown to users (`triage`'s bug id).
+    pub fn short_id(hash: u64) -> u32 {
+        (hash >> 32) as u32
+    }
+}
+
 /// Constants of the AFL++ 4.20+ forkserver protocol.
 pub mod afl {
     /// `"AFL\0"`: prefix of the version word.
@@ -253,8 +303,9 @@ pub mod direct {
 
     /// Set to [`VERSION`] (as decimal) by the engine to select this protocol.
     pub const ENV_VAR: &str = "RFUZZ_DIRECT";
-    /// Protocol version (3 added [`Header::sanitizer_kind`]).
-    pub const VERSION: u32 = 3;
+    /// Protocol version (3 added [`Header::sanitizer_kind`], 4 added
+    /// [`Header::crash_sig`] and [`Header::fault_pc`]).
+    pub const VERSION: u32 = 4;
     /// When set, the forkserver points its stderr at /dev/null once the
     /// handshake succeeded (the fuzzer reads start-up errors before that).
     pub const SILENCE_ENV_VAR: &str = "RFUZZ_SILENCE_STDERR";
@@ -400,6 +451,14 @@ pub mod direct {
         /// With [`EXIT_SANITIZER`]: the kind of error the sanitizer
         /// reported, NUL-padded (child → fuzzer).
         pub sanitizer_kind: [AtomicU8; SANITIZER_KIND_LEN],
+        /// With [`EXIT_PANIC`]: [`super::signature::hash`] of the panic's
+        /// [`super::signature::panic_key`], written by the panic hook
+        /// (child → fuzzer; 0: none).
+        pub crash_sig: AtomicU64,
+        /// Offset from the executable's load address of the instruction
+        /// that faulted (SIGSEGV, SIGBUS, SIGILL, SIGFPE) or that a hung run
+        /// was interrupted at by [`DUMP_SIGNAL`] (child → fuzzer; 0: unknown).
+        pub fault_pc: AtomicU64,
     }
 
     impl Header {
@@ -629,6 +688,13 @@ mod tests {
         let mut huge = coverage::header(coverage::PCS_MAGIC, u64::MAX).to_vec();
         huge.extend_from_slice(&[0; 16]);
         assert_eq!(coverage::parse_pcs(&huge), None, "a count that overflows is refused");
+    fn panic_keys_normalise_digits_and_keep_the_first_line() {
+        use super::signature::*;
+        let a = panic_key("src/lib.rs:3:5", "index 7 out of range for length 3\nmore");
+        assert_eq!(a, "panic|src/lib.rs:3:5|index N out of range for length N");
+        assert_eq!(a, panic_key("src/lib.rs:3:5", "index 1234 out of range for length 5   "));
+        assert_ne!(a, panic_key("src/lib.rs:3:6", "index 7 out of range for length 3"));
+        assert_ne!(hash("a"), hash("b"));
     }
 
     #[test]

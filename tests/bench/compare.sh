@@ -8,6 +8,11 @@
 #                                             the bug-finding report: magic-value fixtures
 #                                             (time to crash) and eight real parsers (edges),
 #                                             cargo-rfuzz vs AFL++, two halves on two cores
+#   tests/bench/compare.sh cost [SECONDS] [TRIALS]
+#                                             targets that crash, hang or slow down (issue 10):
+#                                             cargo-rfuzz on core 0 and AFL++ on core 1 at the
+#                                             same time; whole-run and first/last-minute exec/s,
+#                                             corpus, edges, crash/hang files, signatures
 #
 # Needs: cargo-rfuzz on PATH (or CARGO_RFUZZ), `cargo install cargo-afl && cargo afl
 # config --build`, and for libFuzzer `cargo install cargo-fuzz` plus a nightly toolchain
@@ -51,11 +56,37 @@ case "$mode" in
     cat "$work/a"
     tail -n +3 "$work/b"
     ;;
+  cost)
+    secs=${2:-300}
+    trials=${3:-3}
+    targets=${TARGETS:-quadratic,few_panics,loop_near,deep_nesting,boundary}
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    echo "# cargo-rfuzz vs AFL++ where the bugs are: crashes, hangs, slow inputs"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
+    echo "- tools: $("$rfuzz" rfuzz --version), $(cargo afl --version 2>/dev/null || echo afl-fuzz) (persistent, shared memory)"
+    echo "- each trial: ${secs} s, ${trials} trials; cargo-rfuzz pinned to core 0 and AFL++ to core 1, side by side"
+    echo "- avg exec/s = execs_done / run_time; first/last min = mean plot_data exec/s of the run's first and last 60 s"
+    echo "- edges: every tool's queue replayed through one cargo-rfuzz build; signatures: every tool's crash files"
+    echo "  replayed through that build and grouped as \`cargo rfuzz triage\` groups them"
+    echo
+    bench --tools rfuzz,afl --targets trivial --seconds 1 --trials 1 >/dev/null 2>&1 || true
+    bench --no-build --cost --tools rfuzz --core 0 --targets "$targets" \
+      --seconds "$secs" --trials "$trials" --work-dir "$work/rfuzz" >"$work/a" 2>"$work/a.log" &
+    bench --no-build --cost --tools afl --core 1 --targets "$targets" \
+      --seconds "$secs" --trials "$trials" --work-dir "$work/afl" >"$work/b" 2>"$work/b.log" &
+    wait
+    # Interleave: the two tools' rows of each target together.
+    head -n 2 "$work/a"
+    paste -d '\n' <(tail -n +3 "$work/a") <(tail -n +3 "$work/b")
+    ;;
   build-only)
     bench --tools "${TOOLS:-rfuzz,afl}" --targets trivial --seconds 1 --trials 1 >/dev/null 2>&1 || true
     ;;
   *)
-    echo "usage: $0 speed [SECONDS] | crash [TRIALS] | report [SECONDS] [TRIALS]" >&2
+    echo "usage: $0 speed [SECONDS] | crash [TRIALS] | report [SECONDS] [TRIALS] | cost [SECONDS] [TRIALS]" >&2
     exit 2
     ;;
 esac

@@ -9,6 +9,13 @@
 //! * wall time from start to the first crash file (when one appears),
 //! * edges covered at the end, measured the same way for every tool: each
 //!   tool's corpus is replayed through the rfuzz build of the target.
+//!
+//! With `--cost` (targets that crash, hang or slow down: issue 10) it also
+//! records the average exec/s over the whole run (`execs_done / run_time`),
+//! the exec/s of the first and of the last minute (from `plot_data`), corpus
+//! size, crash and hang files, and distinct crash signatures (every tool's
+//! crash files replayed through the rfuzz build and grouped as `triage`
+//! does), and prints medians with min-max.
 
 use crate::engine::coverage;
 use crate::engine::executor::direct::{DirectConfig, DirectExecutor};
@@ -59,6 +66,10 @@ pub struct BenchCompareArgs {
     /// Skip building the harnesses.
     #[arg(long)]
     pub no_build: bool,
+    /// The cost table: whole-run and first/last-minute exec/s, files and
+    /// signatures (see the module docs).
+    #[arg(long)]
+    pub cost: bool,
 }
 
 /// A tool and, for cargo-rfuzz, extra flags (a variant to compare).
@@ -92,6 +103,47 @@ struct Trial {
     wall: f64,
     first_crash: Option<f64>,
     edges: u32,
+    /// `execs_done / run_time` from fuzzer_stats (0 where the tool has none).
+    avg_eps: f64,
+    /// Mean exec/s of the plot_data rows of the first and the last minute.
+    first_min_eps: Option<f64>,
+    last_min_eps: Option<f64>,
+    corpus: u64,
+    crash_files: u64,
+    hang_files: u64,
+    signatures: u64,
+}
+
+/// Mean exec/s of the `plot_data` rows in the first and in the last minute.
+fn minute_speeds(instance: &Path) -> (Option<f64>, Option<f64>) {
+    use crate::sync::plot_data::{self, Metric};
+    let Ok(pd) = plot_data::read(instance) else { return (None, None) };
+    let Some(t0) = pd.rows.first().map(|r| r.time) else { return (None, None) };
+    let end = pd.rows.last().map_or(t0, |r| r.time);
+    let mean = |lo: u64, hi: u64| {
+        let v: Vec<f64> = pd
+            .rows
+            .iter()
+            .filter(|r| r.time >= lo && r.time <= hi)
+            .filter_map(|r| r.get(Metric::ExecsPerSec))
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    (mean(t0, t0 + 60), mean(end.saturating_sub(60), end))
+}
+
+/// Distinct signatures of the crash files of a sync dir, replayed through
+/// `binary` (an rfuzz build) and grouped as `cargo rfuzz triage` groups them.
+fn signatures(sync_dir: &Path, binary: &Path) -> u64 {
+    let files = crate::triage::collect(sync_dir, false);
+    if files.is_empty() {
+        return 0;
+    }
+    let Ok(replayer) = crate::triage::replay::Replayer::new(binary, &[], Duration::from_secs(2), None) else {
+        return 0;
+    };
+    let jobs = crate::triage::replay::default_jobs();
+    crate::triage::triage(&files, &|_| &replayer, jobs, &|_| {}).bugs.len() as u64
 }
 
 /// The afl-fuzz that `cargo afl config --build` installs.
@@ -208,7 +260,7 @@ impl Bench {
         let seeds = self.args.bench_dir.join("seeds").join(target);
         let binary = self.binary(tool, target);
         let secs = self.args.seconds;
-        let (mut cmd, crash_dir, queue_dirs) = match tool {
+        let (mut cmd, crash_dir, queue_dirs, instance) = match tool {
             Tool::Rfuzz => {
                 let mut c = Command::new(std::env::current_exe()?);
                 c.args(["rfuzz", "fuzz", "--no-ui", "--no-sync", "-M", "main", "--binary"])
@@ -222,7 +274,7 @@ impl Bench {
                 if until_crash {
                     c.arg("--exit-on-crash");
                 }
-                (c, out.join("main/crashes"), vec![out.join("main/queue")])
+                (c, out.join("main/crashes"), vec![out.join("main/queue")], out.join("main"))
             }
             Tool::Afl => {
                 let afl = self
@@ -238,7 +290,7 @@ impl Bench {
                 if until_crash {
                     c.env("AFL_BENCH_UNTIL_CRASH", "1");
                 }
-                (c, out.join("default/crashes"), vec![out.join("default/queue")])
+                (c, out.join("default/crashes"), vec![out.join("default/queue")], out.join("default"))
             }
             Tool::LibFuzzer => {
                 let corpus = out.join("corpus");
@@ -251,7 +303,7 @@ impl Bench {
                     .arg(format!("-artifact_prefix={}/", crashes.display()))
                     .arg(&corpus)
                     .arg(&seeds);
-                (c, crashes, vec![corpus])
+                (c, crashes.clone(), vec![corpus], crashes)
             }
         };
         let core = self.args.core;
@@ -304,7 +356,19 @@ impl Bench {
         };
         let rfuzz_binary = self.binary(Tool::Rfuzz, target);
         let edges = replay_edges(&rfuzz_binary, &queue_dirs).unwrap_or(0);
-        Ok(Trial { execs, wall, first_crash, edges })
+        let mut t = Trial { execs, wall, first_crash, edges, ..Trial::default() };
+        if self.args.cost && tool != Tool::LibFuzzer {
+            let stats = instance.join("fuzzer_stats");
+            let run_time = stat(&stats, "run_time");
+            t.avg_eps = if run_time > 0 { stat(&stats, "execs_done") as f64 / run_time as f64 } else { 0.0 };
+            (t.first_min_eps, t.last_min_eps) = minute_speeds(&instance);
+            let count = |sub: &str| crate::sync::layout::list_entries(&instance.join(sub)).len() as u64;
+            t.corpus = count("queue");
+            t.crash_files = count("crashes");
+            t.hang_files = count("hangs");
+            t.signatures = signatures(&out, &rfuzz_binary);
+        }
+        Ok(t)
     }
 }
 
@@ -354,9 +418,15 @@ pub fn run(args: BenchCompareArgs) -> Result<i32> {
     if !bench.args.no_build {
         bench.build(&tools)?;
     }
-    println!(
-        "| target | tool | trials | crashed | median time to crash (s) | median exec/s | median edges | edges min-max |\n|---|---|---|---|---|---|---|---|"
-    );
+    if bench.args.cost {
+        println!(
+            "| target | tool | trials | avg exec/s (min-max) | first min exec/s | last min exec/s | corpus | edges (min-max) | crash files | hang files | signatures | time to 1st crash (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+    } else {
+        println!(
+            "| target | tool | trials | crashed | median time to crash (s) | median exec/s | median edges | edges min-max |\n|---|---|---|---|---|---|---|---|"
+        );
+    }
     for target in &bench.args.targets {
         for spec in &specs {
             let mut trials = Vec::new();
@@ -375,6 +445,31 @@ pub fn run(args: BenchCompareArgs) -> Result<i32> {
             // The spread says whether a difference in medians is noise.
             let lo = trials.iter().map(|t| t.edges).min().unwrap_or(0);
             let hi = trials.iter().map(|t| t.edges).max().unwrap_or(0);
+            if bench.args.cost {
+                let spread = |v: Vec<f64>| match (
+                    median(v.clone()),
+                    v.iter().cloned().reduce(f64::min),
+                    v.iter().cloned().reduce(f64::max),
+                ) {
+                    (Some(m), Some(a), Some(b)) => format!("{m:.0} ({a:.0}-{b:.0})"),
+                    _ => "-".into(),
+                };
+                let med = |v: Vec<f64>| median(v).map_or("-".into(), |m| format!("{m:.0}"));
+                println!(
+                    "| {target} | {} | {} | {} | {} | {} | {} | {edges:.0} ({lo}-{hi}) | {} | {} | {} | {} |",
+                    spec.label,
+                    trials.len(),
+                    spread(trials.iter().map(|t| t.avg_eps).collect()),
+                    med(trials.iter().filter_map(|t| t.first_min_eps).collect()),
+                    med(trials.iter().filter_map(|t| t.last_min_eps).collect()),
+                    med(trials.iter().map(|t| t.corpus as f64).collect()),
+                    spread(trials.iter().map(|t| t.crash_files as f64).collect()),
+                    spread(trials.iter().map(|t| t.hang_files as f64).collect()),
+                    spread(trials.iter().map(|t| t.signatures as f64).collect()),
+                    ttc.map(|t| format!("{t:.1} ({crashed}/{})", trials.len())).unwrap_or_else(|| "-".into()),
+                );
+                continue;
+            }
             println!(
                 "| {target} | {} | {} | {crashed} | {} | {:.0} | {:.0} | {lo}-{hi} |",
                 spec.label,

@@ -4,6 +4,9 @@
 use super::rng::Rng;
 use std::path::PathBuf;
 
+/// The share of draws favoured entries get together (when there are others).
+pub const FAVOURED_SHARE: f64 = 0.9;
+
 /// One queue entry.
 #[derive(Debug, Clone)]
 pub struct Testcase {
@@ -39,8 +42,18 @@ pub struct Testcase {
     pub children: u32,
     /// The peer it was imported from.
     pub imported_from: Option<String>,
-    /// Kept on disk but never picked (it no longer runs cleanly).
+    /// Kept on disk but never picked (it no longer runs cleanly, or it was
+    /// set aside).
     pub disabled: bool,
+    /// Set aside because its mutants kept timing out (also `disabled`).
+    pub set_aside: bool,
+    /// Mutants generated from it.
+    pub mutants: u64,
+    /// Of those, how many timed out.
+    pub timeouts: u32,
+    /// Mutants generated since the first of them timed out (the rate of
+    /// timeouts now, not over its whole life).
+    pub timeout_mutants: u64,
 }
 
 impl Testcase {
@@ -64,6 +77,10 @@ impl Testcase {
             children: 0,
             imported_from: None,
             disabled: false,
+            set_aside: false,
+            mutants: 0,
+            timeouts: 0,
+            timeout_mutants: 0,
         }
     }
 }
@@ -135,6 +152,29 @@ impl Corpus {
         self.entries.len() - 1
     }
 
+    /// Takes an entry out of selection (its file stays in the queue).
+    pub fn set_aside(&mut self, idx: usize) {
+        let e = &mut self.entries[idx];
+        e.disabled = true;
+        e.set_aside = true;
+        self.dirty = true;
+    }
+
+    /// Entries that can be selected.
+    pub fn enabled(&self) -> usize {
+        self.entries.iter().filter(|e| !e.disabled).count()
+    }
+
+    /// Entries set aside.
+    pub fn set_aside_count(&self) -> usize {
+        self.entries.iter().filter(|e| e.set_aside).count()
+    }
+
+    /// The slowest entry that can be selected: `(id, exec_us)`.
+    pub fn slowest(&self) -> Option<(u32, u64)> {
+        self.entries.iter().filter(|e| !e.disabled).max_by_key(|e| e.exec_us).map(|e| (e.id, e.exec_us))
+    }
+
     /// Marks scores stale (after fuzzing an entry or changing it).
     pub fn touch(&mut self) {
         self.dirty = true;
@@ -156,6 +196,9 @@ impl Corpus {
                 continue;
             };
             let entry = &mut self.entries[best as usize];
+            if entry.disabled {
+                continue;
+            }
             if !entry.favored {
                 entry.favored = true;
                 for &e in &entry.edges {
@@ -169,16 +212,17 @@ impl Corpus {
     }
 
     /// Selection weights (AFL++'s weighted queue selection): faster, larger
-    /// coverage, rarely hit paths, favoured and unfuzzed entries weigh more.
+    /// coverage, rarely hit paths and unfuzzed entries weigh more, entries
+    /// whose mutants time out less; favoured entries (the cheapest per edge)
+    /// together get at least [`FAVOURED_SHARE`] of all draws, as AFL++ skips
+    /// most non-favoured entries while favoured ones wait.
     fn reweigh(&mut self, path_hits: &dyn Fn(u64) -> u32) {
-        let n = self.entries.len().max(1) as f64;
-        let avg_us = self.entries.iter().map(|e| e.exec_us as f64).sum::<f64>() / n;
-        let avg_edges = self.entries.iter().map(|e| e.edges.len() as f64).sum::<f64>() / n;
-        self.weights.clear();
-        self.total_weight = 0.0;
+        let (avg_us, avg_edges) = self.averages();
+        let mut raw = Vec::with_capacity(self.entries.len());
+        let (mut fav_sum, mut other_sum) = (0.0, 0.0);
         for e in &self.entries {
             if e.disabled {
-                self.weights.push(self.total_weight);
+                raw.push(0.0);
                 continue;
             }
             let mut w = 1.0;
@@ -186,16 +230,29 @@ impl Corpus {
             if hits > 0 {
                 w /= (hits as f64).log10() + 1.0;
             }
-            w *= (avg_us / e.exec_us.max(1) as f64).clamp(0.1, 10.0);
+            w *= (avg_us / e.exec_us.max(1) as f64).clamp(0.01, 10.0);
             w *= ((e.edges.len() as f64 + 1.0).ln() / (avg_edges + 1.0).ln().max(0.1)).clamp(0.1, 10.0);
-            w = w.max(0.1);
-            if e.favored {
-                w *= 5.0;
-            }
+            w /= 1.0 + e.timeouts as f64;
+            w = w.max(0.001);
             if !e.was_fuzzed {
                 w *= 2.0;
             }
-            self.total_weight += w;
+            if e.favored {
+                fav_sum += w;
+            } else {
+                other_sum += w;
+            }
+            raw.push(w);
+        }
+        let boost = if fav_sum > 0.0 && other_sum > 0.0 && fav_sum < FAVOURED_SHARE * (fav_sum + other_sum) {
+            FAVOURED_SHARE / (1.0 - FAVOURED_SHARE) * other_sum / fav_sum
+        } else {
+            1.0
+        };
+        self.weights.clear();
+        self.total_weight = 0.0;
+        for (e, w) in self.entries.iter().zip(raw) {
+            self.total_weight += if e.favored { w * boost } else { w };
             self.weights.push(self.total_weight);
         }
     }
@@ -214,13 +271,12 @@ impl Corpus {
         (i..self.entries.len()).chain(0..i).find(|&j| !self.entries[j].disabled).unwrap_or(i)
     }
 
-    /// Average execution time (µs) and edges per entry.
+    /// Average execution time (µs) and edges per entry that can be
+    /// selected (entries kept only on disk have no meaningful time).
     pub fn averages(&self) -> (f64, f64) {
-        let n = self.entries.len().max(1) as f64;
-        (
-            self.entries.iter().map(|e| e.exec_us as f64).sum::<f64>() / n,
-            self.entries.iter().map(|e| e.edges.len() as f64).sum::<f64>() / n,
-        )
+        let live = || self.entries.iter().filter(|e| !e.disabled);
+        let n = live().count().max(1) as f64;
+        (live().map(|e| e.exec_us as f64).sum::<f64>() / n, live().map(|e| e.edges.len() as f64).sum::<f64>() / n)
     }
 
     /// Deepest entry.
@@ -265,5 +321,30 @@ mod tests {
             counts[c.select(&mut rng, &|_| 0)] += 1;
         }
         assert!(counts[1] > counts[0] * 3, "{counts:?}");
+    }
+
+    #[test]
+    fn favoured_entries_dominate_selection_even_when_few() {
+        let mut c = Corpus::new(PathBuf::new(), 256);
+        // One cheap entry covers edge 1; 99 bigger ones cover it too.
+        c.add(tc(0, 4, 10, &[1]));
+        for i in 1..100 {
+            c.add(tc(i, 100, 10, &[1]));
+        }
+        let mut rng = Rng::new(9);
+        let fav = (0..10_000).filter(|_| c.select(&mut rng, &|_| 0) == 0).count();
+        assert!(fav > 8_500, "favoured drawn {fav} of 10000");
+    }
+
+    #[test]
+    fn set_aside_entries_are_never_drawn_and_not_favoured() {
+        let mut c = Corpus::new(PathBuf::new(), 64);
+        c.add(tc(0, 4, 10, &[1]));
+        c.add(tc(1, 100, 10, &[1, 2]));
+        c.set_aside(0);
+        let mut rng = Rng::new(3);
+        assert!((0..1000).all(|_| c.select(&mut rng, &|_| 0) == 1));
+        assert!(!c.entries[0].favored);
+        assert_eq!((c.enabled(), c.set_aside_count()), (1, 1));
     }
 }

@@ -2,6 +2,7 @@
 //! stages and statistics. `cargo rfuzz fuzz` runs one; `cargo rfuzz run -j N`
 //! runs N of them over a shared sync directory.
 
+pub mod bugs;
 pub mod cmplog;
 pub mod config;
 pub mod corpus;

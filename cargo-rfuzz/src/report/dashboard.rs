@@ -1,7 +1,7 @@
 //! The multi-instance view: the live dashboard of `run` and the text output
 //! of `sync-status`, both pure functions of a [`SyncStatus`].
 
-use super::{ago, count, cut, duration};
+use super::{ago, count, cut, duration, files_and_bugs};
 use crate::sync::status::SyncStatus;
 
 /// A table with a row per instance and a totals row.
@@ -12,7 +12,7 @@ pub fn render(status: &SyncStatus, title: &str, notices: &[String]) -> String {
     out.push('\n');
     let remote = status.instances.iter().any(|i| i.remote);
     let header = format!(
-        "{:<10} {:<14} {}{:<6} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}",
+        "{:<10} {:<14} {}{:<6} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>12} {:>5}  {}",
         "instance",
         "target",
         if remote { format!("{:<12} ", "host") } else { String::new() },
@@ -44,7 +44,7 @@ pub fn render(status: &SyncStatus, title: &str, notices: &[String]) -> String {
             (false, false) => "dead",
         };
         out.push_str(&format!(
-            "{:<10} {:<14} {}{:<6} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}\n",
+            "{:<10} {:<14} {}{:<6} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>12} {:>5}  {}\n",
             s.id,
             target,
             if remote { format!("{host:<12} ") } else { String::new() },
@@ -56,14 +56,14 @@ pub fn render(status: &SyncStatus, title: &str, notices: &[String]) -> String {
             s.corpus_found,
             s.corpus_imported,
             s.pending_total,
-            i.crash_files,
+            files_and_bugs(i.crash_files, i.crash_bugs),
             i.hang_files,
             ago(now, s.last_find)
         ));
     }
     let t = &status.totals;
     out.push_str(&format!(
-        "{:<10} {:<14} {}{:<6} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>7} {:>5}  {}\n",
+        "{:<10} {:<14} {}{:<6} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8} {:>12} {:>5}  {}\n",
         "total",
         "",
         if remote { format!("{:<12} ", "") } else { String::new() },
@@ -76,7 +76,7 @@ pub fn render(status: &SyncStatus, title: &str, notices: &[String]) -> String {
         t.corpus_found,
         t.corpus_imported,
         t.pending_total,
-        t.saved_crashes,
+        files_and_bugs(t.saved_crashes, t.crash_bugs),
         t.saved_hangs,
         ago(now, t.last_find)
     ));
@@ -100,7 +100,7 @@ pub fn summary_line(status: &SyncStatus, elapsed_secs: u64) -> String {
         t.corpus_max,
         t.corpus_found,
         t.corpus_imported,
-        t.saved_crashes,
+        files_and_bugs(t.saved_crashes, t.crash_bugs),
         t.saved_hangs
     )
 }
@@ -132,6 +132,7 @@ mod tests {
             queue_files: 120,
             crash_files: crashes,
             hang_files: 0,
+            crash_bugs: crashes.min(1),
         }
     }
 
@@ -152,6 +153,8 @@ mod tests {
                 pending_total: 6,
                 saved_crashes: 1,
                 saved_hangs: 0,
+                crash_bugs: 1,
+                total_crashes: 57,
                 last_find: 990,
             },
             instances,

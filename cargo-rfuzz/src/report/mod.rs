@@ -47,6 +47,25 @@ pub fn count(n: u64) -> String {
     }
 }
 
+/// Files and the bugs they stand for: `657` (no signatures known, as from
+/// AFL++), `3 (1 bug)`.
+pub fn files_and_bugs(files: u64, bugs: u64) -> String {
+    match bugs {
+        0 => files.to_string(),
+        1 => format!("{files} (1 bug)"),
+        n => format!("{files} ({n} bugs)"),
+    }
+}
+
+/// A time in µs for people: `850 µs`, `12.5 ms`, `1.20 s`.
+pub fn micros(us: u64) -> String {
+    match us {
+        0..=999 => format!("{us} µs"),
+        1_000..=999_999 => format!("{:.1} ms", us as f64 / 1e3),
+        _ => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +80,10 @@ mod tests {
         assert_eq!(count(4_560_000), "4.56M");
         assert_eq!(ago(100, 0), "never");
         assert_eq!(ago(100, 40), "1m 00s ago");
+        assert_eq!(files_and_bugs(657, 0), "657");
+        assert_eq!(files_and_bugs(3, 1), "3 (1 bug)");
+        assert_eq!(files_and_bugs(5, 2), "5 (2 bugs)");
+        assert_eq!(micros(850), "850 µs");
+        assert_eq!(micros(12_500), "12.5 ms");
     }
 }

@@ -1,7 +1,7 @@
 //! The single-instance status screen and the plain progress line, both pure
 //! functions of an [`InstanceStats`] snapshot.
 
-use super::{InstanceStats, ago, count, duration};
+use super::{InstanceStats, ago, count, duration, files_and_bugs, micros};
 
 fn row(left: (&str, String), right: (&str, String)) -> String {
     format!(" {:>16} : {:<22} {:>16} : {}", left.0, left.1, right.0, right.1)
@@ -19,8 +19,17 @@ pub fn render(s: &InstanceStats, now: u64, width: usize) -> String {
     out.push(rule("process timing / overall results"));
     out.push(row(("run time", duration(s.run_time)), ("cycles done", s.cycles_done.to_string())));
     out.push(row(("last new find", ago(now, s.last_find)), ("corpus count", s.corpus_count.to_string())));
-    out.push(row(("last saved crash", ago(now, s.last_crash)), ("saved crashes", s.saved_crashes.to_string())));
-    out.push(row(("last saved hang", ago(now, s.last_hang)), ("saved hangs", s.saved_hangs.to_string())));
+    out.push(row(
+        ("last saved crash", ago(now, s.last_crash)),
+        (
+            "saved crashes",
+            format!("{} of {}", files_and_bugs(s.saved_crashes, s.crash_signatures), count(s.total_crashes)),
+        ),
+    ));
+    out.push(row(
+        ("last saved hang", ago(now, s.last_hang)),
+        ("saved hangs", format!("{} of {}", files_and_bugs(s.saved_hangs, s.hang_signatures), count(s.total_tmout))),
+    ));
     out.push(rule("stage / coverage"));
     out.push(row(("now trying", s.stage.clone()), ("map density", format!("{:.2}%", s.bitmap_cvg))));
     out.push(row(
@@ -36,6 +45,14 @@ pub fn render(s: &InstanceStats, now: u64, width: usize) -> String {
     out.push(row(("new finds", s.corpus_found.to_string()), ("imported", s.corpus_imported.to_string())));
     out.push(row(("depth", s.max_depth.to_string()), ("auto tokens", s.auto_dict_entries.to_string())));
     out.push(row(("timeout", format!("{} ms", s.exec_timeout)), ("executor", s.target_mode.clone())));
+    out.push(row(
+        ("exec time", format!("{} avg", micros(s.avg_exec_us))),
+        ("slowest entry", format!("{} (id {})", micros(s.slowest_exec_us), s.slowest_entry)),
+    ));
+    out.push(row(
+        ("timeouts/min", s.timeouts_last_min.to_string()),
+        ("set aside", format!("{} (mutants time out)", s.corpus_set_aside)),
+    ));
     if s.target_procs > 0 || s.target_procs_refused > 0 {
         // Only for targets that start processes.
         out.push(row(
@@ -50,7 +67,7 @@ pub fn render(s: &InstanceStats, now: u64, width: usize) -> String {
 /// One line of progress for logs and CI (not a tty, or `--no-ui`).
 pub fn plain_line(s: &InstanceStats) -> String {
     format!(
-        "[{}] {} {}: {} execs ({}/s), corpus {} (+{} found, {} imported), edges {}/{}, crashes {}, hangs {}, stability {:.1}%",
+        "[{}] {} {}: {} execs ({}/s), corpus {} (+{} found, {} imported), edges {}/{}, crashes {}, hangs {}, stability {:.1}%, exec {} avg",
         duration(s.run_time),
         s.afl_banner,
         s.id,
@@ -61,9 +78,10 @@ pub fn plain_line(s: &InstanceStats) -> String {
         s.corpus_imported,
         s.edges_found,
         s.total_edges,
-        s.saved_crashes,
-        s.saved_hangs,
-        s.stability
+        files_and_bugs(s.saved_crashes, s.crash_signatures),
+        files_and_bugs(s.saved_hangs, s.hang_signatures),
+        s.stability,
+        micros(s.avg_exec_us)
     )
 }
 
@@ -88,7 +106,12 @@ mod tests {
             pending_total: 12,
             stability: 100.0,
             bitmap_cvg: 12.34,
-            saved_crashes: 1,
+            saved_crashes: 3,
+            total_crashes: 657,
+            crash_signatures: 1,
+            avg_exec_us: 120,
+            slowest_exec_us: 4_100,
+            slowest_entry: 17,
             last_find: 1_752,
             last_crash: 1_500,
             exec_timeout: 40,

@@ -48,14 +48,28 @@ pub struct InstanceStats {
     pub stability: f64,
     /// Percentage of the map covered.
     pub bitmap_cvg: f64,
-    /// Unique crashes saved.
+    /// Crash files saved (AFL++'s meaning: files, not bugs).
     pub saved_crashes: u64,
-    /// Unique hangs saved.
+    /// Hang files saved.
     pub saved_hangs: u64,
     /// All crashing executions.
     pub total_crashes: u64,
     /// All timed-out executions.
     pub total_tmout: u64,
+    /// Distinct crash signatures seen ("bugs"; ours only, 0 from AFL++).
+    pub crash_signatures: u64,
+    /// Distinct hang sites seen (ours only).
+    pub hang_signatures: u64,
+    /// Entries set aside because their mutants kept timing out.
+    pub corpus_set_aside: u64,
+    /// Timeouts in the last minute.
+    pub timeouts_last_min: u64,
+    /// Average execution time of the selectable entries, in µs.
+    pub avg_exec_us: u64,
+    /// Execution time of the slowest selectable entry, in µs.
+    pub slowest_exec_us: u64,
+    /// Id of the slowest selectable entry.
+    pub slowest_entry: u64,
     /// Unix time of the last new entry (0: none).
     pub last_find: u64,
     /// Unix time of the last saved crash (0: none).
@@ -127,6 +141,13 @@ impl InstanceStats {
         kv("saved_hangs", self.saved_hangs.to_string());
         kv("total_crashes", self.total_crashes.to_string());
         kv("total_tmout", self.total_tmout.to_string());
+        kv("crash_signatures", self.crash_signatures.to_string());
+        kv("hang_signatures", self.hang_signatures.to_string());
+        kv("corpus_set_aside", self.corpus_set_aside.to_string());
+        kv("timeouts_last_min", self.timeouts_last_min.to_string());
+        kv("avg_exec_us", self.avg_exec_us.to_string());
+        kv("slowest_exec_us", self.slowest_exec_us.to_string());
+        kv("slowest_entry", self.slowest_entry.to_string());
         kv("last_find", self.last_find.to_string());
         kv("last_crash", self.last_crash.to_string());
         kv("last_hang", self.last_hang.to_string());
@@ -179,6 +200,13 @@ impl InstanceStats {
             saved_hangs: num(&["saved_hangs", "unique_hangs"]),
             total_crashes: num(&["total_crashes"]),
             total_tmout: num(&["total_tmout"]),
+            crash_signatures: num(&["crash_signatures"]),
+            hang_signatures: num(&["hang_signatures"]),
+            corpus_set_aside: num(&["corpus_set_aside"]),
+            timeouts_last_min: num(&["timeouts_last_min"]),
+            avg_exec_us: num(&["avg_exec_us"]),
+            slowest_exec_us: num(&["slowest_exec_us"]),
+            slowest_entry: num(&["slowest_entry"]),
             last_find: num(&["last_find", "last_path"]),
             last_crash: num(&["last_crash"]),
             last_hang: num(&["last_hang"]),
@@ -217,6 +245,8 @@ mod tests {
             corpus_imported: 2,
             stability: 99.5,
             saved_crashes: 1,
+            crash_signatures: 1,
+            slowest_exec_us: 1234,
             afl_banner: "parse".into(),
             host: "box".into(),
             ..Default::default()

@@ -29,6 +29,8 @@ pub struct InstanceStatus {
     pub crash_files: u64,
     /// Files in `hangs/` (without README.txt).
     pub hang_files: u64,
+    /// Distinct bugs among its crash files (their `bug:` fields).
+    pub crash_bugs: u64,
 }
 
 /// Sums over the instances.
@@ -54,6 +56,11 @@ pub struct Totals {
     pub saved_crashes: u64,
     /// Hang files.
     pub saved_hangs: u64,
+    /// Distinct bugs among all crash files (`bug:` fields; AFL++'s files
+    /// carry none).
+    pub crash_bugs: u64,
+    /// Crashing executions of all instances.
+    pub total_crashes: u64,
     /// Most recent find of any instance (unix time).
     pub last_find: u64,
 }
@@ -75,6 +82,14 @@ pub struct SyncStatus {
 
 fn count_entries(dir: &Path) -> u64 {
     layout::list_entries(dir).len() as u64
+}
+
+/// The `bug:` fields of the files in a crash directory.
+fn bug_ids(dir: &Path) -> std::collections::BTreeSet<String> {
+    layout::list_entries(dir)
+        .into_iter()
+        .filter_map(|(_, name)| layout::name_field(&name, "bug").map(str::to_string))
+        .collect()
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -115,6 +130,7 @@ pub fn scan(sync_dir: &Path) -> Result<SyncStatus> {
     let host = local_host();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut instances = Vec::new();
+    let mut all_bugs = std::collections::BTreeSet::new();
     for (name, dir) in dirs {
         let stats_map = layout::read_stats(&dir.join(layout::FUZZER_STATS));
         if stats_map.is_none() && !dir.join(layout::QUEUE).is_dir() {
@@ -137,7 +153,11 @@ pub fn scan(sync_dir: &Path) -> Result<SyncStatus> {
         if stats.host.is_empty() {
             stats.host = inst_host.unwrap_or_default();
         }
+        let bugs = bug_ids(&dir.join(layout::CRASHES));
+        let crash_bugs = bugs.len() as u64;
+        all_bugs.extend(bugs);
         instances.push(InstanceStatus {
+            crash_bugs,
             alive,
             main: dir.join(layout::IS_MAIN_NODE).exists(),
             remote,
@@ -159,6 +179,8 @@ pub fn scan(sync_dir: &Path) -> Result<SyncStatus> {
         pending_total: instances.iter().map(|i| i.stats.pending_total).sum(),
         saved_crashes: instances.iter().map(|i| i.crash_files).sum(),
         saved_hangs: instances.iter().map(|i| i.hang_files).sum(),
+        crash_bugs: all_bugs.len() as u64,
+        total_crashes: instances.iter().map(|i| i.stats.total_crashes).sum(),
         last_find: instances.iter().map(|i| i.stats.last_find).max().unwrap_or(0),
     };
     Ok(SyncStatus { sync_dir: sync_dir.to_path_buf(), host, now, instances, totals })
@@ -192,6 +214,9 @@ mod tests {
         std::fs::write(sync.join("s01/fuzzer_stats"), s.to_fuzzer_stats()).unwrap();
         std::fs::create_dir_all(sync.join("s01/crashes")).unwrap();
         std::fs::write(sync.join("s01/crashes/id:000000,sig:06"), "c").unwrap();
+        std::fs::create_dir_all(sync.join("main/crashes")).unwrap();
+        std::fs::write(sync.join("main/crashes/id:000000,sig:06,src:000000,bug:0000abcd,panic"), "c").unwrap();
+        std::fs::write(sync.join("main/crashes/id:000001,sig:06,src:000000,bug:0000abcd,panic"), "c").unwrap();
         std::fs::write(sync.join("s01/crashes/README.txt"), "r").unwrap();
         // An AFL++ instance: no lock, live pid (ours), fresh stats, old key names.
         std::fs::create_dir_all(sync.join("afl1/queue")).unwrap();
@@ -216,7 +241,8 @@ mod tests {
         assert!(by("afl1").alive);
         assert_eq!(st.totals.alive, 2);
         assert_eq!(st.totals.execs_done, 27);
-        assert_eq!(st.totals.saved_crashes, 1);
+        assert_eq!(st.totals.saved_crashes, 3);
+        assert_eq!((by("main").crash_bugs, by("s01").crash_bugs, st.totals.crash_bugs), (1, 0, 1));
     }
 
     #[test]

@@ -75,16 +75,22 @@ pub struct Signature {
 
 impl Signature {
     /// The string two crashes of the same bug share.
+    /// A panic's key is [`rfuzz::protocol::signature::panic_key`] (digits in
+    /// the message normalised), which the runtime also hashes into the
+    /// direct protocol's header, so the fuzzer's per-bug file cap and
+    /// `triage` agree on what one bug is.
     pub fn key(&self) -> String {
         match (&self.kind, &self.location) {
-            (Kind::Panic, Some(loc)) => format!("panic|{loc}|{}", self.message),
+            (Kind::Panic, Some(loc)) => rfuzz::protocol::signature::panic_key(loc, &self.message),
             _ => format!("{}|{}", self.kind.name(), self.frames.join("|")),
         }
     }
 
-    /// A short stable id of the bug (hash of [`Signature::key`]).
+    /// A short stable id of the bug (hash of [`Signature::key`]); for a
+    /// panic it is also the `bug:` field of the crash files the fuzzer saved.
     pub fn id(&self) -> String {
-        format!("{:08x}", crate::sync::layout::fnv1a([self.key().as_bytes()]) >> 32)
+        use rfuzz::protocol::signature;
+        format!("{:08x}", signature::short_id(signature::hash(&self.key())))
     }
 
     /// One line for humans: "panicked at src/lib.rs:12:9 'magic'",
@@ -237,6 +243,18 @@ mod tests {
         // std's own hook (AFL++ binaries) words it differently.
         let std_hook = "thread 'main' panicked at planted/src/lib.rs:12:9:\nplanted bug: a long shout\n";
         assert_eq!(s.key(), Signature::from_replay(Ending::Signaled(6), std_hook).unwrap().key());
+        // The id is the one layout hash of the key, as before, and the
+        // runtime's panic hash agrees with it.
+        assert_eq!(s.id(), format!("{:08x}", crate::sync::layout::fnv1a([s.key().as_bytes()]) >> 32));
+        let runtime =
+            rfuzz::protocol::signature::panic_key("planted/src/lib.rs:12:9", "planted bug: a long shout\nsecond line");
+        assert_eq!(s.key(), runtime);
+        // Digits in a message do not split a bug.
+        let a =
+            Signature::from_replay(Ending::Signaled(6), "panicked at a.rs:1:1:\nindex 3 out of range for length 2\n");
+        let b =
+            Signature::from_replay(Ending::Signaled(6), "panicked at a.rs:1:1:\nindex 70 out of range for length 9\n");
+        assert_eq!(a.unwrap().id(), b.unwrap().id());
     }
 
     #[test]

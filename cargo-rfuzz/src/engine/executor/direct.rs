@@ -191,8 +191,9 @@ impl DirectExecutor {
 
     fn ensure_child(&mut self) -> Result<()> {
         if self.child.is_some() && self.execs_since_fork >= RECYCLE_AFTER {
+            let seq = self.header().exec_seq.load(Relaxed);
             self.fs.write_u32(direct::CMD_EXIT)?;
-            self.wait_reply(None)?;
+            self.wait_reply(None, seq)?;
             self.child = None;
         }
         if self.child.is_some() {
@@ -214,9 +215,15 @@ impl DirectExecutor {
     }
 
     /// Waits for the child's answer to a run command. With a timeout, a child
-    /// that makes no progress for that long is killed.
-    fn wait_reply(&mut self, timeout: Option<Duration>) -> Result<Reply> {
-        let mut last_seq = self.header().exec_seq.load(Relaxed);
+    /// that makes no progress for that long is killed — once it has started
+    /// the command: a child killed before it read the command would leave it
+    /// in the pipe, for the forkserver to take as its next command. (A fresh
+    /// child on a loaded machine can take longer than a short timeout to be
+    /// scheduled at all; it gets the start-up limit instead.)
+    /// `sent_seq` is the execution counter read before the command was sent.
+    fn wait_reply(&mut self, timeout: Option<Duration>, sent_seq: u64) -> Result<Reply> {
+        let sent = std::time::Instant::now();
+        let mut last_seq = sent_seq;
         let mut killed_at = None;
         loop {
             let mut msg = [0u8; 8];
@@ -264,6 +271,15 @@ impl DirectExecutor {
                         last_seq = seq;
                         continue;
                     }
+                    if seq == sent_seq && timeout.is_some() {
+                        if sent.elapsed() < self.init_timeout {
+                            continue;
+                        }
+                        bail!(TargetError(format!(
+                            "the target's child did not start its input within {}s",
+                            self.init_timeout.as_secs()
+                        )));
+                    }
                     killed_at = Some(self.header().cur_index.load(Relaxed) as usize);
                     if let Some(child) = &self.child {
                         // Ask the child to publish the hung run's coverage
@@ -305,9 +321,12 @@ impl DirectExecutor {
         h.flags.store(flags, Relaxed);
         h.exit_reason.store(direct::EXIT_NONE, Relaxed);
         h.map_dumped.store(0, Relaxed);
+        h.crash_sig.store(0, Relaxed);
+        h.fault_pc.store(0, Relaxed);
         h.cur_index.store(start as u32, Relaxed);
+        let seq = h.exec_seq.load(Relaxed);
         self.fs.write_u32(direct::CMD_RUN).context("the target's forkserver is gone")?;
-        let reply = self.wait_reply(Some(self.timeout))?;
+        let reply = self.wait_reply(Some(self.timeout), seq)?;
         let ran = match reply {
             Reply::Done(stop) => stop.min(count) - start + usize::from(stop < count),
             Reply::Died(_) | Reply::TimedOut(_) => self.header().cur_index.load(Relaxed) as usize + 1 - start,
@@ -441,6 +460,11 @@ impl Executor for DirectExecutor {
         let len = self.layout.paths_len;
         let off = self.layout.paths_off + (hash as usize & (len - 1)) * 4;
         u32::from_ne_bytes(self.seg.slice(off, 4).try_into().expect("4 bytes"))
+    }
+
+    fn death_info(&self) -> Option<(u64, u64)> {
+        let h = self.header();
+        Some((h.crash_sig.load(Relaxed), h.fault_pc.load(Relaxed)))
     }
 
     fn target_procs(&self) -> super::TargetProcs {

@@ -182,6 +182,14 @@ pub trait Executor {
     fn path_hits(&self, hash: u64) -> u32;
     /// Short description for status lines ("direct persistent", ...).
     fn describe(&self) -> String;
+    /// What the runtime said about the last run that died or was killed:
+    /// `(crash signature, fault address)` as in the direct protocol's header
+    /// ([`rfuzz::protocol::direct::Header::crash_sig`], `fault_pc`; 0 where
+    /// unknown). `None` where the protocol cannot say (AFL++'s): then
+    /// crashes and hangs are de-duplicated by coverage alone.
+    fn death_info(&self) -> Option<(u64, u64)> {
+        None
+    }
     /// Processes the target started, killed at the end of their input, and
     /// refused under `--max-procs` (zero where the protocol does not say).
     fn target_procs(&self) -> TargetProcs {

@@ -22,16 +22,51 @@ impl Fuzzer {
                 bail!("an input of {} bytes does not fit the executor's batch", buf.len());
             }
         }
+        if let Op::Mutant { src, .. } = op {
+            let e = &mut self.corpus.entries[src];
+            e.mutants += 1;
+            if e.timeouts > 0 {
+                e.timeout_mutants += 1;
+            }
+        }
         self.ops.push(op);
         Ok(())
     }
 
     /// Raises the mutant length limit by about its logarithm (libFuzzer's
-    /// `-len_control` step).
+    /// `-len_control` step), or by a sixteenth once the limit is large, so
+    /// a long quiet campaign reaches inputs of 100 KB and more in minutes.
     pub(super) fn grow_len_limit(&mut self) {
         let step = (usize::BITS - self.len_limit.leading_zeros()) as usize;
-        self.len_limit = (self.len_limit + step.max(1)).min(self.max_len);
+        self.len_limit = (self.len_limit + step.max(self.len_limit / 16).max(1)).min(self.max_len);
         self.execs_at_last_growth = self.execs;
+    }
+
+    /// Whether longer inputs pay for what they cost: entries in the upper
+    /// half of the length limit may cost more than the shorter ones in
+    /// proportion to their length or to their coverage (twice that, for
+    /// noise), not more. A target whose cost grows faster than its inputs
+    /// (super-linear) stops the growth there.
+    pub(super) fn length_pays(&self) -> bool {
+        let half = self.len_limit / 2;
+        // (sum of exec µs, of lengths, of edges, count) of short and long entries.
+        let mut sums = [(0.0f64, 0.0f64, 0.0f64, 0usize); 2];
+        for e in self.corpus.entries.iter().filter(|e| !e.disabled) {
+            let s = &mut sums[usize::from(e.data.len() > half)];
+            s.0 += e.exec_us as f64;
+            s.1 += e.data.len().max(1) as f64;
+            s.2 += e.edges.len().max(1) as f64;
+            s.3 += 1;
+        }
+        let [short, long] = sums;
+        if short.3 == 0 || long.3 == 0 {
+            return true;
+        }
+        let avg = |s: (f64, f64, f64, usize), v: f64| v / s.3 as f64;
+        let cost = avg(long, long.0) / avg(short, short.0).max(1.0);
+        let len = avg(long, long.1) / avg(short, short.1);
+        let cov = avg(long, long.2) / avg(short, short.2);
+        cost <= 2.0 * len.max(cov).max(1.0)
     }
 
     /// Runs the pending batch, then does the periodic work.
@@ -43,7 +78,12 @@ impl Fuzzer {
         let log = (usize::BITS - self.len_limit.leading_zeros()) as u64;
         let quiet = self.execs - self.execs_at_last_find.max(self.execs_at_last_growth);
         if self.len_limit < self.max_len && quiet > LEN_CONTROL * log {
-            self.grow_len_limit();
+            if self.length_pays() {
+                self.grow_len_limit();
+            } else {
+                // Ask again after the next quiet stretch.
+                self.execs_at_last_growth = self.execs;
+            }
         }
         self.exec.batch_clear();
         self.ops.clear();

@@ -111,18 +111,45 @@ impl Fuzzer {
                 }
                 Ok(true)
             }
-            ExitKind::Timeout => self.save_hang(input, &origin),
+            ExitKind::Timeout => {
+                self.note_timeout(parent);
+                self.save_hang(input, &origin)
+            }
             _ => self.save_crash(input, kind, &origin),
         }
     }
 
+    /// Saves a crashing input if it is worth a file: the first of its
+    /// signature, or smaller than the files kept for it, up to
+    /// [`bugs::FILES_PER_BUG`] (see [`bugs`]). Through a protocol that
+    /// reports no signatures, new crash coverage decides, as in AFL++.
     pub(super) fn save_crash(&mut self, input: &[u8], kind: ExitKind, origin: &Origin) -> Result<bool> {
         self.total_crashes += 1;
+        let death = self.exec.death_info();
         let (map, _) = self.exec.map_and_virgin();
         coverage::classify(map);
-        if coverage::update_virgin(map, &mut self.virgin_crash) == NewBits::None {
-            return Ok(false);
-        }
+        let key = match death {
+            Some((sig, pc)) => {
+                let key = bugs::crash_key(kind, sig, pc);
+                // Seeds all arrive at once: one file per bug among them.
+                let seed_of_known_bug = matches!(origin, Origin::Seed { .. }) && self.crash_bugs.has_files(key);
+                self.crash_bugs.hit(key);
+                if seed_of_known_bug || !self.crash_bugs.would_keep(key, input.len()) {
+                    return Ok(false);
+                }
+                coverage::update_virgin(map, &mut self.virgin_crash);
+                key
+            }
+            None => {
+                let key = bugs::crash_key(kind, 0, 0);
+                self.crash_bugs.hit(key);
+                if coverage::update_virgin(map, &mut self.virgin_crash) == NewBits::None {
+                    return Ok(false);
+                }
+                key
+            }
+        };
+        self.crash_bugs.kept(key, input.len());
         let (signal, tag) = match kind {
             ExitKind::Crash { signal, cause: CrashCause::Panic } => (signal, Some("panic".to_string())),
             ExitKind::Crash { signal, cause: CrashCause::StackOverflow } => {
@@ -137,14 +164,12 @@ impl Fuzzer {
         if self.next_crash_id == 0 {
             self.write_readme(&crashes, "crashes")?;
         }
-        let name = layout::crash_name(
-            self.next_crash_id,
-            signal,
-            origin,
-            self.elapsed_ms(),
-            self.total_execs(),
-            tag.as_deref(),
-        );
+        let tag = match tag {
+            Some(t) => format!("{},{t}", bugs::name_field(key)),
+            None => bugs::name_field(key),
+        };
+        let name =
+            layout::crash_name(self.next_crash_id, signal, origin, self.elapsed_ms(), self.total_execs(), Some(&tag));
         let path = crashes.join(&name);
         layout::write_atomic(&path, input)?;
         self.next_crash_id += 1;
@@ -175,13 +200,58 @@ impl Fuzzer {
         Ok(true)
     }
 
+    /// Counts a timeout of a mutant of `parent` and sets the parent aside
+    /// (unless it is the last entry that can be selected) when, since its
+    /// first timeout, its mutants' timeouts cost more time than all its
+    /// other mutants together, or when the instance is over its budget of
+    /// timeouts per minute ([`timeout_budget`]).
+    pub(super) fn note_timeout(&mut self, parent: Option<usize>) {
+        let now = Instant::now();
+        self.recent_timeouts.push_back(now);
+        while self.recent_timeouts.front().is_some_and(|&t| now.duration_since(t) > Duration::from_secs(60)) {
+            self.recent_timeouts.pop_front();
+        }
+        let over_budget = self.recent_timeouts.len() as u64 > timeout_budget(self.exec.timeout());
+        let Some(p) = parent else { return };
+        let timeout_us = self.exec.timeout().as_micros() as u64;
+        let e = &mut self.corpus.entries[p];
+        e.timeouts += 1;
+        let costly = e.timeouts >= SET_ASIDE_TIMEOUTS
+            && e.timeouts as u64 * timeout_us >= e.timeout_mutants.saturating_mul(e.exec_us.max(1));
+        if (costly || over_budget) && !e.disabled && self.corpus.enabled() > 1 {
+            self.corpus.set_aside(p);
+        }
+    }
+
+    /// Saves a timed-out input if it is worth a file: the first few of its
+    /// site (where the hung run was interrupted; see [`bugs`]) or, through a
+    /// protocol that cannot tell the site, new coverage. Only then is it
+    /// confirmed with the longer hang timeout, so a known hang costs one
+    /// timeout and nothing more.
     pub(super) fn save_hang(&mut self, input: &[u8], origin: &Origin) -> Result<bool> {
         self.total_tmout += 1;
+        let death = self.exec.death_info();
         let (map, _) = self.exec.map_and_virgin();
         coverage::classify(map);
-        if coverage::update_virgin(map, &mut self.virgin_tmout) == NewBits::None {
-            return Ok(false);
-        }
+        let key = match death {
+            Some((_, pc)) => {
+                let key = self.hang_bugs.hang_key(pc);
+                self.hang_bugs.hit(key);
+                if !self.hang_bugs.would_keep(key, input.len()) {
+                    return Ok(false);
+                }
+                coverage::update_virgin(map, &mut self.virgin_tmout);
+                key
+            }
+            None => {
+                if coverage::update_virgin(map, &mut self.virgin_tmout) == NewBits::None {
+                    return Ok(false);
+                }
+                let key = bugs::crash_key(ExitKind::Timeout, 0, 0);
+                self.hang_bugs.hit(key);
+                key
+            }
+        };
         // Confirm with the longer hang timeout, as AFL++ does.
         let normal = self.exec.timeout();
         self.exec.set_timeout(self.hang_timeout);
@@ -199,6 +269,7 @@ impl Fuzzer {
         }
         let name = layout::hang_name(self.next_hang_id, origin, self.elapsed_ms(), self.total_execs());
         layout::write_atomic(&hangs.join(name), input)?;
+        self.hang_bugs.kept(key, input.len());
         self.next_hang_id += 1;
         self.saved_hangs += 1;
         self.last_hang = unix_now();
@@ -243,4 +314,11 @@ impl Fuzzer {
         self.stage = stage;
         Ok(data)
     }
+}
+
+/// Timeouts per minute an instance accepts before it sets aside the parent
+/// of every further one: at most [`MAX_TIMEOUTS_PER_MIN`], and no more than
+/// take 5% of a minute (3 s) at the current timeout, but at least 6.
+pub(super) fn timeout_budget(timeout: Duration) -> u64 {
+    (3_000_000 / timeout.as_micros().max(1) as u64).clamp(6, MAX_TIMEOUTS_PER_MIN)
 }

@@ -22,6 +22,7 @@ mod setup;
 mod stages;
 mod stats;
 
+use super::bugs::{self, BugTable};
 use super::config::{Config, ExecutorChoice, Role, Schedule};
 use super::corpus::{Corpus, Testcase};
 use super::coverage::{self, NewBits};
@@ -62,13 +63,19 @@ const MIN_LEN_LIMIT: usize = 64;
 /// Executions without a find, per bit of the length limit, before it grows.
 const LEN_CONTROL: u64 = 100;
 
+/// Timeouts of an entry's mutants before it may be set aside.
+const SET_ASIDE_TIMEOUTS: u32 = 3;
+
+/// Most timeouts per minute before every further one sets its parent aside.
+const MAX_TIMEOUTS_PER_MIN: u64 = 60;
+
 /// Built-in seeds when no seed corpus is given.
 const BUILTIN_SEEDS: [&[u8]; 2] = [b"0123456789abcdef", b"\n"];
 
 /// How an instance ended.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
-    /// Unique crashes saved (including those of earlier runs of the instance).
+    /// Crash files saved (including those of earlier runs of the instance).
     pub saved_crashes: u64,
     /// Unique hangs saved.
     pub saved_hangs: u64,
@@ -109,6 +116,12 @@ pub struct Fuzzer {
     auto_dict: Dictionary,
     virgin_crash: Vec<u8>,
     virgin_tmout: Vec<u8>,
+    /// Crash signatures seen, and the files kept per signature.
+    crash_bugs: BugTable,
+    /// Hang sites seen, and the files kept per site.
+    hang_bugs: BugTable,
+    /// When the timeouts of the last minute happened.
+    recent_timeouts: std::collections::VecDeque<Instant>,
     var_bytes: Vec<bool>,
     var_count: u32,
     importer: Option<Importer>,

@@ -27,6 +27,9 @@ impl Fuzzer {
             auto_dict,
             virgin_crash: vec![0xff; map_size],
             virgin_tmout: vec![0xff; map_size],
+            crash_bugs: BugTable::default(),
+            hang_bugs: BugTable::default(),
+            recent_timeouts: std::collections::VecDeque::new(),
             var_bytes: vec![false; map_size],
             var_count: 0,
             importer,
@@ -111,6 +114,15 @@ impl Fuzzer {
         self.next_hang_id = layout::list_entries(&self.dir.join(layout::HANGS)).last().map_or(0, |(id, _)| id + 1);
         self.saved_crashes = layout::list_entries(&self.dir.join(layout::CRASHES)).len() as u64;
         self.saved_hangs = layout::list_entries(&self.dir.join(layout::HANGS)).len() as u64;
+        // Files of earlier runs count against their bug's cap.
+        let crashes = self.dir.join(layout::CRASHES);
+        for (_, name) in layout::list_entries(&crashes) {
+            if let Some(key) = bugs::parse_name(&name) {
+                let len = std::fs::symlink_metadata(crashes.join(&name)).map_or(0, |m| m.len() as usize);
+                self.crash_bugs.hit(key);
+                self.crash_bugs.kept(key, len);
+            }
+        }
         if let Some(old) = layout::read_stats(&self.dir.join(layout::FUZZER_STATS)) {
             let old = InstanceStats::from_fuzzer_stats(&self.cfg.id, &old);
             self.execs_before = old.execs_done;

@@ -52,39 +52,13 @@ impl Fuzzer {
     }
 
     /// Havoc iterations for an entry: AFL++'s performance score and power
-    /// schedule.
+    /// schedule, capped so that one turn of a slow entry takes at most
+    /// [`MAX_TURN_US`] and that an entry whose mutants time out expects
+    /// about one timeout per turn.
     pub(super) fn energy(&mut self, idx: usize) -> usize {
         let (avg_us, avg_edges) = self.corpus.averages();
         let e = &self.corpus.entries[idx];
-        let mut perf = 100.0f64;
-        let t = e.exec_us as f64 / avg_us.max(1.0);
-        perf *= match t {
-            t if t > 10.0 => 0.1,
-            t if t > 4.0 => 0.25,
-            t if t > 2.0 => 0.5,
-            t if t > 1.33 => 0.75,
-            t if t < 0.25 => 3.0,
-            t if t < 0.33 => 2.0,
-            t if t < 0.5 => 1.5,
-            _ => 1.0,
-        };
-        let c = e.edges.len() as f64 / avg_edges.max(1.0);
-        perf *= match c {
-            c if c > 3.0 => 3.0,
-            c if c > 2.0 => 2.0,
-            c if c > 1.5 => 1.5,
-            c if c < 0.33 => 0.25,
-            c if c < 0.5 => 0.5,
-            c if c < 0.75 => 0.75,
-            _ => 1.0,
-        };
-        perf *= match e.depth {
-            0..=3 => 1.0,
-            4..=7 => 2.0,
-            8..=13 => 3.0,
-            14..=25 => 4.0,
-            _ => 5.0,
-        };
+        let mut perf = performance_score(e, avg_us, avg_edges);
         let handicap = e.handicap;
         let fuzz_level = e.fuzz_level;
         let hits = self.exec.path_hits(e.checksum).max(1) as f64;
@@ -100,7 +74,8 @@ impl Fuzzer {
                 perf *= factor.min(32.0);
             }
             Schedule::Exploit => {}
-            Schedule::Explore => perf = 100.0,
+            // Explore ignores coverage and depth, but not cost.
+            Schedule::Explore => perf = 100.0 * time_factor(e.exec_us as f64 / avg_us.max(1.0)),
         }
         let e = &mut self.corpus.entries[idx];
         if handicap >= 4 {
@@ -111,7 +86,12 @@ impl Fuzzer {
             e.handicap -= 1;
         }
         perf = perf.min(64.0 * 100.0) * self.cfg.flavor.energy_percent as f64 / 100.0;
-        ((HAVOC_CYCLES * perf / 100.0) as usize).max(HAVOC_MIN)
+        let mut energy = ((HAVOC_CYCLES * perf / 100.0) as usize).max(HAVOC_MIN);
+        energy = energy.min((MAX_TURN_US / e.exec_us.max(1)).max(HAVOC_MIN as u64) as usize);
+        if e.timeouts > 0 {
+            energy = energy.min((e.timeout_mutants / e.timeouts as u64).max(HAVOC_MIN as u64) as usize);
+        }
+        energy
     }
 
     pub(super) fn havoc_stage(&mut self, idx: usize) -> Result<()> {
@@ -131,7 +111,8 @@ impl Fuzzer {
         let mut buf = std::mem::take(&mut self.buf);
         let mut result = Ok(());
         for _ in 0..energy {
-            if self.stopping() {
+            // Set aside while its mutants ran (they kept timing out): stop.
+            if self.stopping() || self.corpus.entries[idx].disabled {
                 break;
             }
             let src = Sources {
@@ -162,5 +143,80 @@ impl Fuzzer {
         }
         self.buf = buf;
         result
+    }
+}
+
+/// One turn of havoc on an entry takes at most about this long (µs).
+const MAX_TURN_US: u64 = 1_000_000;
+
+/// AFL++'s factor for an entry `t` times slower than the average.
+fn time_factor(t: f64) -> f64 {
+    match t {
+        t if t > 10.0 => 0.1,
+        t if t > 4.0 => 0.25,
+        t if t > 2.0 => 0.5,
+        t if t > 1.33 => 0.75,
+        t if t < 0.25 => 3.0,
+        t if t < 0.33 => 2.0,
+        t if t < 0.5 => 1.5,
+        _ => 1.0,
+    }
+}
+
+/// AFL++'s performance score (100 = an average entry): cheaper, wider and
+/// deeper entries score higher; one 10x slower than the average gets a tenth.
+pub(super) fn performance_score(e: &Testcase, avg_us: f64, avg_edges: f64) -> f64 {
+    let mut perf = 100.0 * time_factor(e.exec_us as f64 / avg_us.max(1.0));
+    let c = e.edges.len() as f64 / avg_edges.max(1.0);
+    perf *= match c {
+        c if c > 3.0 => 3.0,
+        c if c > 2.0 => 2.0,
+        c if c > 1.5 => 1.5,
+        c if c < 0.33 => 0.25,
+        c if c < 0.5 => 0.5,
+        c if c < 0.75 => 0.75,
+        _ => 1.0,
+    };
+    perf * match e.depth {
+        0..=3 => 1.0,
+        4..=7 => 2.0,
+        8..=13 => 3.0,
+        14..=25 => 4.0,
+        _ => 5.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::corpus::Corpus;
+
+    fn entry(id: u32, us: u64) -> Testcase {
+        let mut t = Testcase::new(id, format!("id:{id:06}"), vec![0; 8]);
+        t.exec_us = us;
+        t.edges = vec![1, 2, 3];
+        t
+    }
+
+    #[test]
+    fn an_entry_ten_times_slower_gets_far_less_energy() {
+        let mut c = Corpus::new(std::path::PathBuf::new(), 64);
+        for i in 0..19 {
+            c.add(entry(i, 100));
+        }
+        c.add(entry(19, 1000));
+        let (avg_us, avg_edges) = c.averages();
+        let fast = performance_score(&c.entries[0], avg_us, avg_edges);
+        let slow = performance_score(&c.entries[19], avg_us, avg_edges);
+        // 10x slower than the rest, 6.9x the average: a quarter of the score.
+        assert_eq!((fast, slow), (100.0, 25.0));
+        // Far slower than the average: a tenth.
+        let mut c = Corpus::new(std::path::PathBuf::new(), 64);
+        for i in 0..99 {
+            c.add(entry(i, 100));
+        }
+        c.add(entry(99, 2000));
+        let (avg_us, avg_edges) = c.averages();
+        assert_eq!(performance_score(&c.entries[99], avg_us, avg_edges), 10.0);
     }
 }

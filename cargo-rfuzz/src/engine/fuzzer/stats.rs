@@ -68,6 +68,17 @@ impl Fuzzer {
             saved_hangs: self.saved_hangs,
             total_crashes: self.total_crashes,
             total_tmout: self.total_tmout,
+            crash_signatures: self.crash_bugs.len() as u64,
+            hang_signatures: self.hang_bugs.hang_sites() as u64,
+            corpus_set_aside: self.corpus.set_aside_count() as u64,
+            timeouts_last_min: {
+                let now = Instant::now();
+                self.recent_timeouts.iter().filter(|&&t| now.duration_since(t) <= Duration::from_secs(60)).count()
+                    as u64
+            },
+            avg_exec_us: self.corpus.averages().0 as u64,
+            slowest_exec_us: self.corpus.slowest().map_or(0, |s| s.1),
+            slowest_entry: self.corpus.slowest().map_or(0, |s| s.0 as u64),
             last_find: self.last_find,
             last_crash: self.last_crash,
             last_hang: self.last_hang,

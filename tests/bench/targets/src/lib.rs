@@ -115,3 +115,29 @@ pub fn magic16(data: &[u8]) {
 pub fn switch4(data: &[u8]) {
     std::hint::black_box(planted::switch4(data));
 }
+
+/// Cost quadratic in the input length (issue 10's class (a)).
+pub fn quadratic(data: &[u8]) {
+    std::hint::black_box(planted::quadratic(data));
+}
+
+/// Panics on about 10% of inputs at three sites (class (b)).
+pub fn few_panics(data: &[u8]) {
+    planted::few_panics(data);
+}
+
+/// An infinite loop a few mutations away (class (c)).
+pub fn loop_near(data: &[u8]) {
+    std::hint::black_box(planted::loop_near(data));
+}
+
+/// Recursion that overflows the stack only past 20,000 levels (class (d)).
+pub fn deep_nesting(data: &[u8]) {
+    std::hint::black_box(planted::deep_nesting(data));
+}
+
+/// Three fields that overflow only when all are at the edge of their
+/// checked range (class (e)).
+pub fn boundary(data: &[u8]) {
+    std::hint::black_box(planted::boundary_combination(data));
+}

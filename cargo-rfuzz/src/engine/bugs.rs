@@ -1,0 +1,202 @@
+//! Bugs, not files: which crash and hang files an instance keeps.
+//!
+//! Every crashing run gets a signature key (a `u64`) from what the runtime
+//! reported through the direct protocol's header:
+//!
+//! * a panic: the hash of its location and first message line with digits
+//!   normalised ([`rfuzz::protocol::signature::panic_key`]), the same key
+//!   `cargo rfuzz triage` derives from a replay's output, so the engine and
+//!   `triage` count the same bugs;
+//! * a stack overflow, an out-of-memory, an AddressSanitizer report: the kind
+//!   alone (`stack-overflow`, `oom`, `asan-<kind>`), as `triage` names them;
+//! * another signal: its name and the faulting instruction's offset in the
+//!   executable (cheap and safe in a signal handler; `triage` refines it with
+//!   the backtrace of a replay).
+//!
+//! Hangs are grouped by site: where the fuzzer's dump request interrupted
+//! the hung run, within [`HANG_SITE_SPAN`] bytes of code.
+//!
+//! An instance keeps at most [`FILES_PER_BUG`] files per key: the first, and
+//! later ones only while they are smaller than every file kept so far. Every
+//! occurrence is counted.
+
+use super::executor::{CrashCause, ExitKind};
+use rfuzz::protocol::signature;
+use std::collections::HashMap;
+
+/// Fault offsets from here on are addresses in other modules (no executable
+/// is a terabyte).
+const OUTSIDE_EXECUTABLE: u64 = 1 << 40;
+
+/// Most files kept per signature (crashes) or site (hangs).
+pub const FILES_PER_BUG: u32 = 3;
+/// Interrupted program counters this close together are one hang site (the
+/// instructions of one loop).
+pub const HANG_SITE_SPAN: u64 = 512;
+
+/// The engine's signature key of a crash; `crash_sig` and `fault_pc` as the
+/// executor's [`super::executor::Executor::death_info`] gave them. It is the
+/// short id ([`signature::short_id`]) of the key's hash: for a panic the bug
+/// id `cargo rfuzz triage` shows, and what crash file names carry as
+/// `bug:<8 hex digits>`, so a resumed instance knows its files' bugs.
+pub fn crash_key(kind: ExitKind, crash_sig: u64, fault_pc: u64) -> u64 {
+    let text = match kind {
+        ExitKind::Crash { cause: CrashCause::Panic, .. } if crash_sig != 0 => {
+            return signature::short_id(crash_sig) as u64;
+        }
+        ExitKind::Crash { cause: CrashCause::Panic, .. } => "panic".to_string(),
+        ExitKind::Crash { cause: CrashCause::StackOverflow, .. } => "stack-overflow".to_string(),
+        ExitKind::Crash { cause: CrashCause::Sanitizer(k), .. } => format!("asan-{k}"),
+        ExitKind::Crash { signal, cause: CrashCause::Signal } => {
+            let name = crate::sys::process::signal_name(signal);
+            if fault_pc != 0 { format!("{name}|pc:{fault_pc:x}") } else { name }
+        }
+        ExitKind::Oom => "oom".to_string(),
+        ExitKind::Timeout => format!("timeout|pc:{fault_pc:x}"),
+        ExitKind::Ok => "ok".to_string(),
+    };
+    signature::short_id(signature::hash(&text)) as u64
+}
+
+/// The `bug:` field of a file name.
+pub fn name_field(key: u64) -> String {
+    format!("bug:{key:08x}")
+}
+
+/// The key in a file name's `bug:` field.
+pub fn parse_name(name: &str) -> Option<u64> {
+    crate::sync::layout::name_field(name, "bug").and_then(|v| u64::from_str_radix(v, 16).ok())
+}
+
+/// What is known of one bug.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bug {
+    /// Runs that hit it.
+    pub hits: u64,
+    /// Files kept.
+    pub files: u32,
+    /// Length of the smallest file kept.
+    pub smallest: usize,
+}
+
+/// Bugs by key, and the decision which inputs to keep.
+#[derive(Debug, Default)]
+pub struct BugTable {
+    bugs: HashMap<u64, Bug>,
+    /// Hang sites seen (interrupted program counters).
+    sites: Vec<u64>,
+}
+
+impl BugTable {
+    /// Whether an input of `len` bytes of bug `key` would be kept (without
+    /// counting it): the first of its bug, or smaller than all kept, while
+    /// fewer than [`FILES_PER_BUG`] are kept.
+    pub fn would_keep(&self, key: u64, len: usize) -> bool {
+        match self.bugs.get(&key) {
+            None => true,
+            Some(b) => b.files == 0 || (b.files < FILES_PER_BUG && len < b.smallest),
+        }
+    }
+
+    /// Whether a file of bug `key` was kept.
+    pub fn has_files(&self, key: u64) -> bool {
+        self.bugs.get(&key).is_some_and(|b| b.files > 0)
+    }
+
+    /// Counts a hit of bug `key`.
+    pub fn hit(&mut self, key: u64) {
+        self.bugs.entry(key).or_default().hits += 1;
+    }
+
+    /// Records that an input of `len` bytes of bug `key` was kept.
+    pub fn kept(&mut self, key: u64, len: usize) {
+        let b = self.bugs.entry(key).or_default();
+        b.smallest = if b.files == 0 { len } else { b.smallest.min(len) };
+        b.files += 1;
+    }
+
+    /// Distinct bugs seen.
+    pub fn len(&self) -> usize {
+        self.bugs.len()
+    }
+
+    /// No bug seen.
+    pub fn is_empty(&self) -> bool {
+        self.bugs.is_empty()
+    }
+
+    /// Hang sites: distinct interrupted places, or one when hangs were seen
+    /// whose site is unknown (the run did not answer the dump request).
+    pub fn hang_sites(&self) -> usize {
+        self.sites.len().max(usize::from(!self.bugs.is_empty()))
+    }
+
+    /// The key of a hang interrupted at `pc`: an already known site within
+    /// [`HANG_SITE_SPAN`] bytes of code, else a new site; 0 (unknown) is a
+    /// class of its own, capped like a site.
+    pub fn hang_key(&mut self, pc: u64) -> u64 {
+        // Not an offset into the executable (the run was interrupted in a
+        // shared library or the kernel's code): no site.
+        if pc == 0 || pc >= OUTSIDE_EXECUTABLE {
+            return crash_key(ExitKind::Timeout, 0, 0);
+        }
+        let site = match self.sites.iter().find(|&&s| s.abs_diff(pc) <= HANG_SITE_SPAN) {
+            Some(&s) => s,
+            None => {
+                self.sites.push(pc);
+                pc
+            }
+        };
+        crash_key(ExitKind::Timeout, 0, site)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_first_then_only_smaller_inputs_up_to_the_cap() {
+        let mut t = BugTable::default();
+        let keep = |t: &mut BugTable, len| {
+            t.hit(7);
+            let k = t.would_keep(7, len);
+            if k {
+                t.kept(7, len);
+            }
+            k
+        };
+        assert!(keep(&mut t, 100));
+        assert!(!keep(&mut t, 100));
+        assert!(!keep(&mut t, 150));
+        assert!(keep(&mut t, 50));
+        assert!(keep(&mut t, 10));
+        assert!(!keep(&mut t, 5), "at most FILES_PER_BUG files");
+        assert_eq!(t.bugs[&7], Bug { hits: 6, files: 3, smallest: 10 });
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_panic_key_is_the_runtime_hash_and_kinds_differ() {
+        let panic = ExitKind::Crash { signal: 6, cause: CrashCause::Panic };
+        assert_eq!(crash_key(panic, 42 << 32, 0), 42);
+        assert_eq!(parse_name(&format!("id:000001,sig:06,{},panic", name_field(0xabc))), Some(0xabc));
+        let segv = |pc| crash_key(ExitKind::Crash { signal: 11, cause: CrashCause::Signal }, 0, pc);
+        assert_ne!(segv(0x1000), segv(0x2000));
+        assert_eq!(segv(0x1000), segv(0x1000));
+        assert_ne!(crash_key(ExitKind::Oom, 0, 0), crash_key(panic, 0, 0));
+    }
+
+    #[test]
+    fn hangs_in_one_loop_share_a_site() {
+        let mut t = BugTable::default();
+        let a = t.hang_key(0x5000);
+        assert_eq!(t.hang_key(0x5010), a);
+        assert_eq!(t.hang_key(0x4f00), a);
+        assert_ne!(t.hang_key(0x9000), a);
+        t.hit(a);
+        let unknown = t.hang_key(0);
+        t.hit(unknown);
+        assert_eq!(t.hang_sites(), 2, "the unknown class is no site of its own");
+    }
+}

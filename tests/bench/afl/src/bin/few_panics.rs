@@ -1,0 +1,3 @@
+fn main() {
+    afl::fuzz!(|data: &[u8]| bench_targets::few_panics(data));
+}
