@@ -688,6 +688,9 @@ mod tests {
         let mut huge = coverage::header(coverage::PCS_MAGIC, u64::MAX).to_vec();
         huge.extend_from_slice(&[0; 16]);
         assert_eq!(coverage::parse_pcs(&huge), None, "a count that overflows is refused");
+    }
+
+    #[test]
     fn panic_keys_normalise_digits_and_keep_the_first_line() {
         use super::signature::*;
         let a = panic_key("src/lib.rs:3:5", "index 7 out of range for length 3\nmore");
