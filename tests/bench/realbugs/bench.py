@@ -91,8 +91,8 @@ def short(kind, detail):
     loc, _, msg = detail.partition(" ")
     parts = loc.split("/")
     # registry paths: .../<crate>-<version>/src/file.rs:L:C -> <crate>-<version>/file.rs:L
-    for j, part in enumerate(parts):
-        if part == "src" and j > 0:
+    for j in range(len(parts) - 1, 0, -1):
+        if parts[j] == "src":
             loc = parts[j - 1] + "/" + "/".join(parts[j + 1:])
             break
     loc = ":".join(loc.split(":")[:2])

@@ -44,7 +44,7 @@ case "$mode" in
     ;;
   check | fuzz | report)
     shift
-    exec python3 "$here/bench.py" "$mode" --rfuzz "$rfuzz" "$@"
+    exec python3 "$here/bench.py" "$mode" "$@" --rfuzz "$rfuzz"
     ;;
   *)
     sed -n '2,22p' "$0" >&2
