@@ -194,6 +194,151 @@ pub fn input_to_state(input: &[u8], records: &[Record], max: usize) -> Vec<Vec<u
     c.out
 }
 
+/// One compare's operands, as the table keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Pair {
+    /// Integer operands and their width in bytes.
+    Int { a: u64, b: u64, size: u8 },
+    /// Byte strings (the stored prefix of each side).
+    Bytes { a: Vec<u8>, b: Vec<u8> },
+}
+
+/// The operands of recent compares, from every compare-log run (libFuzzer's "table of recent
+/// compares"), for a havoc mutation that puts one operand where the input has the other.
+///
+/// Input-to-state solving runs once per entry, on the entry itself: one compare per candidate,
+/// and a candidate that solves a check without new coverage (a field moved to the edge of its
+/// range) is lost. Drawing from this table on every later mutant stacks such edits: several
+/// fields at once at their limits, the way libFuzzer finds a date whose every field is at the
+/// edge of its range.
+#[derive(Debug, Clone, Default)]
+pub struct CmpTable {
+    pairs: Vec<Pair>,
+    seen: HashSet<Pair>,
+    cap: usize,
+    next_evict: usize,
+}
+
+impl CmpTable {
+    /// An empty table of at most `cap` operand pairs (the oldest are replaced once full).
+    pub fn with_capacity(cap: usize) -> CmpTable {
+        CmpTable { cap, ..Default::default() }
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether it has no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Adds the operand pairs of a compare log: integer compares and switch cases of every
+    /// width (a variable bound is as useful as a constant one), byte strings.
+    pub fn learn(&mut self, records: &[Record]) {
+        for r in records {
+            let size = r.size as usize;
+            let pair = match r.kind {
+                cmplog::KIND_INT | cmplog::KIND_SWITCH if (1..=8).contains(&size) => {
+                    let (a, b) = (operand(&r.a, size), operand(&r.b, size));
+                    if a == b {
+                        continue;
+                    }
+                    Pair::Int { a, b, size: r.size }
+                }
+                cmplog::KIND_BYTES if size >= 1 => {
+                    let (a, b) = (&r.a[..size], &r.b[..size]);
+                    if a == b {
+                        continue;
+                    }
+                    Pair::Bytes { a: a.to_vec(), b: b.to_vec() }
+                }
+                _ => continue,
+            };
+            self.add(pair);
+        }
+    }
+
+    fn add(&mut self, pair: Pair) {
+        if self.cap == 0 || self.seen.contains(&pair) {
+            return;
+        }
+        if self.pairs.len() < self.cap {
+            self.pairs.push(pair.clone());
+        } else {
+            let slot = self.next_evict % self.cap;
+            self.next_evict += 1;
+            let old = std::mem::replace(&mut self.pairs[slot], pair.clone());
+            self.seen.remove(&old);
+        }
+        self.seen.insert(pair);
+    }
+
+    /// One edit from a random pair: where `buf` holds one operand (in some encoding) the
+    /// other goes in its place, as is or one off (the edge of a checked range); where it
+    /// holds neither, the other operand overwrites or is inserted at a random position.
+    /// Returns false when nothing was changed.
+    pub fn mutate(&self, buf: &mut Vec<u8>, rng: &mut crate::engine::rng::Rng, max_len: usize) -> bool {
+        if self.pairs.is_empty() {
+            return false;
+        }
+        let (from, to) = match &self.pairs[rng.below(self.pairs.len())] {
+            Pair::Int { a, b, size } => {
+                let (a, b) = if rng.one_in(2) { (*a, *b) } else { (*b, *a) };
+                let to = match rng.below(4) {
+                    0 => b.wrapping_add(1),
+                    1 => b.wrapping_sub(1),
+                    _ => b,
+                };
+                let width = *size as usize;
+                match rng.below(3) {
+                    // Decimal text: numbers parsed from a text format.
+                    0 => (a.to_string().into_bytes(), to.to_string().into_bytes()),
+                    k => {
+                        let mask = if width >= 8 { u64::MAX } else { (1u64 << (width * 8)) - 1 };
+                        let (Some(f), Some(t)) = (encode(a, width, k == 2), encode(to & mask, width, k == 2)) else {
+                            return false;
+                        };
+                        (f, t)
+                    }
+                }
+            }
+            Pair::Bytes { a, b } => {
+                if rng.one_in(2) {
+                    (a.clone(), b.clone())
+                } else {
+                    (b.clone(), a.clone())
+                }
+            }
+        };
+        if from == to {
+            return false;
+        }
+        // Where the input holds `from`: an occurrence from a random starting point.
+        let hits = find_all(buf, &from, 64);
+        if !hits.is_empty() {
+            let at = hits[rng.below(hits.len())];
+            if buf.len() - from.len() + to.len() > max_len {
+                return false;
+            }
+            buf.splice(at..at + from.len(), to.iter().copied());
+            return true;
+        }
+        if rng.one_in(2) && to.len() <= buf.len() {
+            let at = rng.below(buf.len() - to.len() + 1);
+            buf[at..at + to.len()].copy_from_slice(&to);
+        } else if buf.len() + to.len() <= max_len {
+            let at = rng.below(buf.len() + 1);
+            buf.splice(at..at, to.iter().copied());
+        } else {
+            return false;
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +415,48 @@ mod tests {
         assert!(tokens(&[int_record(0x1234_5678, 3, 4, 0)]).is_empty());
         // A 64-bit compare with a 2-byte constant gives a 2-byte token.
         assert_eq!(tokens(&[int_record(0x4142, 0, 8, 1)])[0], b"BA".to_vec());
+    }
+
+    #[test]
+    fn compare_table_puts_the_other_operand_where_the_input_has_one() {
+        let mut t = CmpTable::with_capacity(8);
+        t.learn(&[int_record(2014, 262_143, 4, 1)]);
+        t.learn(&[int_record(2014, 262_143, 4, 1)]);
+        assert_eq!(t.len(), 1);
+        let mut rng = crate::engine::rng::Rng::new(7);
+        let mut seen = HashSet::new();
+        for _ in 0..400 {
+            let mut buf = b"28 Nov 2014 21:00".to_vec();
+            assert!(t.mutate(&mut buf, &mut rng, 64) || buf == b"28 Nov 2014 21:00");
+            seen.insert(buf);
+        }
+        assert!(seen.contains(b"28 Nov 262143 21:00".as_slice()));
+        assert!(seen.contains(b"28 Nov 262144 21:00".as_slice()));
+        assert!(seen.contains(b"28 Nov 262142 21:00".as_slice()));
+        // Binary encodings too: 2014 = 0x07de.
+        let mut t = CmpTable::with_capacity(8);
+        t.learn(&[int_record(0x07de, 0x1234, 2, 0)]);
+        let found = (0..400).any(|_| {
+            let mut buf = vec![9, 0xde, 0x07, 9];
+            t.mutate(&mut buf, &mut rng, 64);
+            buf == [9, 0x34, 0x12, 9]
+        });
+        assert!(found);
+    }
+
+    #[test]
+    fn compare_table_is_bounded_and_respects_the_length_limit() {
+        let mut t = CmpTable::with_capacity(2);
+        for i in 0..10u64 {
+            t.learn(&[bytes_record(format!("key{i}").as_bytes(), b"value")]);
+        }
+        assert_eq!(t.len(), 2);
+        let mut rng = crate::engine::rng::Rng::new(1);
+        for _ in 0..100 {
+            let mut buf = b"abc".to_vec();
+            t.mutate(&mut buf, &mut rng, 6);
+            assert!(buf.len() <= 6);
+        }
+        assert!(!CmpTable::with_capacity(4).mutate(&mut b"x".to_vec(), &mut rng, 8));
     }
 }

@@ -3,6 +3,12 @@
 
 use super::*;
 
+/// Operand pairs the compare table keeps (libFuzzer's table holds a few thousand compares; the
+/// pairs here come from whole compare logs of queue entries, so fewer go a long way).
+pub(super) const CMP_TABLE_CAP: usize = 1024;
+/// One havoc mutant in this many also gets edits from the compare table.
+const CMP_TABLE_ONE_IN: usize = 4;
+
 impl Fuzzer {
     /// Runs the entry once with compare logging and learns tokens from the
     /// operands (and solves input-to-state compares, see [`cmplog`]).
@@ -17,6 +23,7 @@ impl Fuzzer {
         for t in cmplog::tokens(&records) {
             self.auto_dict.add(&t);
         }
+        self.cmp_table.learn(&records);
         self.stage = "input-to-state";
         for candidate in cmplog::input_to_state(&data, &records, I2S_MAX) {
             if self.stopping() {
@@ -154,7 +161,17 @@ impl Fuzzer {
                 buf.clear();
                 buf.extend_from_slice(&parent);
             }
-            let rep = mutator::havoc(&mut buf, &mut self.rng, &src, self.cfg.flavor.havoc_stack_pow);
+            let mut rep = mutator::havoc(&mut buf, &mut self.rng, &src, self.cfg.flavor.havoc_stack_pow);
+            // Operands of recent compares on top of havoc's edits (libFuzzer's CMP mutation):
+            // stacked over many mutants, they move several checked fields to their limits at once.
+            if !self.cmp_table.is_empty() && self.rng.one_in(CMP_TABLE_ONE_IN) {
+                for _ in 0..self.rng.between(1, 3) {
+                    if self.cmp_table.mutate(&mut buf, &mut self.rng, src.max_len) {
+                        rep += 1;
+                        name = "havoc-cmp";
+                    }
+                }
+            }
             result = self.push_mutant(&buf, Op::Mutant { src: idx, name, rep, other });
             if result.is_err() {
                 break;
