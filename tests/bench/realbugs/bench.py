@@ -18,8 +18,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TOOLS = {"rfuzz": "cargo-rfuzz", "afl": "AFL++", "libfuzzer": "libFuzzer"}
 # Address-space limit of a replay: a huge allocation fails as it would under each fuzzer's
-# memory limit (2 GiB by default in all three) instead of being overcommitted.
-REPLAY_AS_LIMIT = 2560 << 20
+# memory limit (2 GiB by default in all three: cargo-rfuzz's largest single allocation,
+# AFL++'s -m 2048 given below, libFuzzer's -malloc_limit_mb) instead of being overcommitted.
+REPLAY_AS_LIMIT = 2048 << 20
 REPLAY_TIMEOUT_S = 30
 
 
@@ -242,6 +243,20 @@ def fmt_times(ts):
     return f"{med:.2f} ({min(ts):.2f}–{max(ts):.2f})"
 
 
+def reclassify(work):
+    """Replays every trial's first crash again (after a change to a signature or to the replay)."""
+    path = Path(work) / "results.jsonl"
+    bugs = load_bugs()
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    for r in rows:
+        if r["crash"] and Path(r["crash"]).is_file():
+            kind, detail = replay(r["bug"], Path(r["crash"]).read_bytes())
+            if kind == "none" and Path(r["crash"]).name.startswith(("oom-", "timeout-")):
+                kind = Path(r["crash"]).name.split("-")[0]
+            r.update(kind=kind, detail=detail, intended=matches(bugs[r["bug"]], kind, detail))
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def report_table(work, tools=None):
     bugs = load_bugs()
     rows = [json.loads(line) for line in (Path(work) / "results.jsonl").read_text().splitlines() if line]
@@ -288,12 +303,15 @@ def main():
     ap.add_argument("--out", default="realbugs-out")
     ap.add_argument("--rfuzz-flags", default="")
     ap.add_argument("--label", default="")
+    ap.add_argument("--replay", action="store_true", help="report: classify the first crashes again")
     args = ap.parse_args()
     if args.mode == "check":
         return check(args)
     if args.mode == "report":
         if not args.dir:
-            sys.exit("usage: run.sh report DIR [--tools ...]")
+            sys.exit("usage: run.sh report DIR [--tools ...] [--replay]")
+        if args.replay:
+            reclassify(args.dir)
         return report_table(args.dir, args.tools.split(",") if "--tools" in sys.argv else None)
     return fuzz(args)
 

@@ -10,11 +10,13 @@
 #       --cores 0,1 (one run per listed core at a time)  --out DIR (results.jsonl is appended)
 #       --rfuzz-flags "..." (extra `cargo rfuzz fuzz` flags, e.g. to compare variants)
 #       --label NAME (the tool name in the table, for such variants)
-#   tests/bench/realbugs/run.sh report DIR [--tools ...]   the table from DIR/results.jsonl
+#   tests/bench/realbugs/run.sh report DIR [--tools ...] [--replay]
+#                                                   the table from DIR/results.jsonl (--replay:
+#                                                   classify the saved first crashes again)
 #
 # A trial stops at the first crash the tool saves (or at the budget). That crash is replayed
 # through the AFL++ build of the same harness (plain Rust panic and stack-overflow messages,
-# 2.5 GiB address-space limit) and matched against the bug's signature in bugs.tsv: a panic
+# 2 GiB address-space limit) and matched against the bug's signature in bugs.tsv: a panic
 # location or message, or a kind (stack-overflow, oom). A first crash that matches is a find;
 # any other is reported as a different bug.
 #
@@ -47,7 +49,7 @@ case "$mode" in
     exec python3 "$here/bench.py" "$mode" "$@" --rfuzz "$rfuzz"
     ;;
   *)
-    sed -n '2,22p' "$0" >&2
+    sed -n '2,24p' "$0" >&2
     exit 2
     ;;
 esac
