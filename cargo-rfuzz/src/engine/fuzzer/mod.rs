@@ -107,8 +107,6 @@ pub struct Fuzzer {
     rng: Rng,
     user_dict: Dictionary,
     auto_dict: Dictionary,
-    /// Operand pairs of recent compares, for the havoc stage (see [`cmplog::CmpTable`]).
-    cmp_table: cmplog::CmpTable,
     virgin_crash: Vec<u8>,
     virgin_tmout: Vec<u8>,
     var_bytes: Vec<bool>,

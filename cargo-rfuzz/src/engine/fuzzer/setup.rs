@@ -25,7 +25,6 @@ impl Fuzzer {
             rng,
             user_dict,
             auto_dict,
-            cmp_table: cmplog::CmpTable::with_capacity(stages::CMP_TABLE_CAP),
             virgin_crash: vec![0xff; map_size],
             virgin_tmout: vec![0xff; map_size],
             var_bytes: vec![false; map_size],

@@ -3,11 +3,6 @@
 
 use super::*;
 
-/// Operand pairs the compare table keeps (libFuzzer's table holds a few thousand compares; the
-/// pairs here come from whole compare logs of queue entries, so fewer go a long way).
-pub(super) const CMP_TABLE_CAP: usize = 1024;
-/// One havoc mutant in this many also gets edits from the compare table.
-const CMP_TABLE_ONE_IN: usize = 4;
 /// One havoc mutant of a text input in this many also gets a multi-byte character.
 const UTF8_ONE_IN: usize = 8;
 
@@ -25,7 +20,6 @@ impl Fuzzer {
         for t in cmplog::tokens(&records) {
             self.auto_dict.add(&t);
         }
-        self.cmp_table.learn(&records);
         self.stage = "input-to-state";
         for candidate in cmplog::input_to_state(&data, &records, I2S_MAX) {
             if self.stopping() {
@@ -165,16 +159,6 @@ impl Fuzzer {
                 buf.extend_from_slice(&parent);
             }
             let mut rep = mutator::havoc(&mut buf, &mut self.rng, &src, self.cfg.flavor.havoc_stack_pow);
-            // Operands of recent compares on top of havoc's edits (libFuzzer's CMP mutation):
-            // stacked over many mutants, they move several checked fields to their limits at once.
-            if !self.cmp_table.is_empty() && self.rng.one_in(CMP_TABLE_ONE_IN) {
-                for _ in 0..self.rng.between(1, 3) {
-                    if self.cmp_table.mutate(&mut buf, &mut self.rng, src.max_len) {
-                        rep += 1;
-                        name = "havoc-cmp";
-                    }
-                }
-            }
             // Text inputs: a multi-byte character now and then (see `mutator::utf8_char`).
             if parent_is_text
                 && self.rng.one_in(UTF8_ONE_IN)
