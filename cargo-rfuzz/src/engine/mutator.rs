@@ -610,6 +610,50 @@ fn arith(buf: &mut [u8], pos: usize, width: usize, delta: u32, sub: bool, be: bo
     }
 }
 
+/// Characters that break code which assumes one byte per character, or that case mapping
+/// changes the length of: no-break and wide spaces, a byte order mark, `İ` (lowercases to two
+/// characters), the Kelvin sign (lowercases to ASCII `k`), `ß` (uppercases to `SS`), a
+/// replacement character, an emoji.
+const SPECIAL_CHARS: [char; 9] =
+    ['\u{a0}', '\u{2000}', '\u{3000}', '\u{feff}', '\u{130}', '\u{212a}', '\u{df}', '\u{fffd}', '\u{1f600}'];
+
+/// Puts one multi-byte UTF-8 character into `buf`, at a character boundary when `buf` is
+/// text: inserted, or in place of one ASCII byte.
+///
+/// Rust targets mostly take `&str` (`from_utf8` or an `Arbitrary` string), so random bytes
+/// rarely reach them as anything but ASCII, and the classic Rust panic of slicing text at a
+/// byte index that falls inside a character ("byte index N is not a char boundary") needs a
+/// multi-byte character in the right place. Returns false if it did not fit.
+pub fn utf8_char(buf: &mut Vec<u8>, rng: &mut Rng, max_len: usize) -> bool {
+    let c = match rng.below(4) {
+        0 => SPECIAL_CHARS[rng.below(SPECIAL_CHARS.len())],
+        // Two, three and four bytes (surrogates are not characters: from_u32 says None).
+        1 => char::from_u32(rng.between(0x80, 0x7ff) as u32).unwrap_or('\u{e9}'),
+        2 => char::from_u32(rng.between(0x800, 0xffff) as u32).unwrap_or('\u{20ac}'),
+        _ => char::from_u32(rng.between(0x10000, 0x10ffff) as u32).unwrap_or('\u{1f600}'),
+    };
+    let mut enc = [0u8; 4];
+    let bytes = c.encode_utf8(&mut enc).as_bytes();
+    let len = buf.len();
+    // A position at a character boundary (continuation bytes are 0b10xx_xxxx).
+    let mut at = rng.below(len + 1);
+    while at > 0 && at < len && buf[at] & 0xc0 == 0x80 {
+        at -= 1;
+    }
+    if at < len && buf[at] < 0x80 && rng.one_in(2) {
+        if len - 1 + bytes.len() > max_len {
+            return false;
+        }
+        buf.splice(at..at + 1, bytes.iter().copied());
+    } else {
+        if len + bytes.len() > max_len {
+            return false;
+        }
+        insert_bytes(buf, at, bytes);
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,5 +739,23 @@ mod tests {
         // 4*9+3*20+1*16 interesting, 2 token overwrites, 5 token inserts.
         assert_eq!(n, 92 + 8 + 840 + 112 + 2 + 5);
         assert!(found_token);
+    }
+
+    #[test]
+    fn utf8_char_keeps_text_valid_and_adds_a_multibyte_character() {
+        let mut rng = Rng::new(3);
+        let mut lens = std::collections::HashSet::new();
+        for _ in 0..500 {
+            let mut buf = "2021-10-10 P0\u{2000}x".as_bytes().to_vec();
+            let before = buf.len();
+            assert!(utf8_char(&mut buf, &mut rng, 64));
+            let text = std::str::from_utf8(&buf).expect("still UTF-8");
+            assert!(text.chars().filter(|c| c.len_utf8() > 1).count() >= 2);
+            lens.insert(buf.len() as isize - before as isize);
+        }
+        // Inserted (2..=4 more bytes) and in place of one byte (1..=3 more).
+        assert!(lens.contains(&1) && lens.contains(&4));
+        let mut buf = b"ab".to_vec();
+        assert!(!utf8_char(&mut buf, &mut rng, 2));
     }
 }

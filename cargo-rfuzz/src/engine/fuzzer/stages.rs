@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// One havoc mutant of a text input in this many also gets a multi-byte character.
+const UTF8_ONE_IN: usize = 8;
+
 impl Fuzzer {
     /// Runs the entry once with compare logging and learns tokens from the
     /// operands (and solves input-to-state compares, see [`cmplog`]).
@@ -98,6 +101,7 @@ impl Fuzzer {
         self.stage = "havoc";
         let energy = self.energy(idx);
         let parent = self.corpus.entries[idx].data.clone();
+        let parent_is_text = std::str::from_utf8(&parent).is_ok();
         let n = self.corpus.entries.len();
         let other = (n > 1).then(|| {
             let mut o = self.rng.below(n - 1);
@@ -135,7 +139,15 @@ impl Fuzzer {
                 buf.clear();
                 buf.extend_from_slice(&parent);
             }
-            let rep = mutator::havoc(&mut buf, &mut self.rng, &src, self.cfg.flavor.havoc_stack_pow);
+            let mut rep = mutator::havoc(&mut buf, &mut self.rng, &src, self.cfg.flavor.havoc_stack_pow);
+            // Text inputs: a multi-byte character now and then (see `mutator::utf8_char`).
+            if parent_is_text
+                && self.rng.one_in(UTF8_ONE_IN)
+                && mutator::utf8_char(&mut buf, &mut self.rng, src.max_len)
+            {
+                rep += 1;
+                name = "havoc-utf8";
+            }
             result = self.push_mutant(&buf, Op::Mutant { src: idx, name, rep, other });
             if result.is_err() {
                 break;

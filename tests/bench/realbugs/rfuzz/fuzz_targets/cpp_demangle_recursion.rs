@@ -1,0 +1,2 @@
+#![no_main]
+rfuzz::fuzz_target!(|data: &[u8]| realbugs::cpp_demangle_recursion(data));
