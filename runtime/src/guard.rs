@@ -19,7 +19,7 @@
 //!   hunting leaks.
 
 use crate::protocol::direct;
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::os::raw::{c_int, c_void};
 
 /// Largest single allocation, in bytes.
@@ -62,6 +62,81 @@ fn record_pc(ctx: *mut c_void) {
         let base = EXE_BASE.load(Relaxed);
         crate::record_fault_pc(if base != 0 && pc >= base { pc - base } else { pc } as u64);
     }
+}
+
+/// Records the faulting thread's stack in the direct protocol's header
+/// ([`direct::Header::frames`]), from the interrupted function outwards, so
+/// the fuzzer can name a signal's bug by the first frames of the user's code.
+///
+/// `_Unwind_Backtrace` is not on POSIX's list of async-signal-safe
+/// functions, but it only reads the unwind tables (found through
+/// `_dl_find_object`/`dl_iterate_phdr`) and the stack, allocates nothing, and
+/// the process is about to die of the signal anyway; libFuzzer's and the
+/// sanitizers' fault handlers unwind the same way. A fault while unwinding
+/// (a smashed stack) kills the process with the signal it was dying of,
+/// with the frames found so far recorded.
+fn record_frames() {
+    use core::sync::atomic::AtomicUsize;
+    type Ctx = c_void;
+    unsafe extern "C" {
+        fn _Unwind_Backtrace(trace: extern "C" fn(*mut Ctx, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
+        fn _Unwind_GetIPInfo(ctx: *mut Ctx, ip_before_insn: *mut c_int) -> usize;
+    }
+    /// `_URC_NO_REASON` and `_URC_END_OF_STACK`.
+    const CONTINUE: c_int = 0;
+    const STOP: c_int = 5;
+    // Frames recorded; usize::MAX until the signal frame was seen (the
+    // handler's own frames come first and are skipped).
+    static NEXT: AtomicUsize = AtomicUsize::new(usize::MAX);
+    extern "C" fn each(ctx: *mut Ctx, _: *mut c_void) -> c_int {
+        let mut before: c_int = 0;
+        // SAFETY: `ctx` is the unwinder's context for this frame.
+        let ip = unsafe { _Unwind_GetIPInfo(ctx, &mut before) };
+        if NEXT.load(Relaxed) == usize::MAX {
+            // The interrupted frame is the one the unwinder marks as a
+            // signal frame (its IP is the faulting instruction itself).
+            if before == 0 {
+                return CONTINUE;
+            }
+            NEXT.store(0, Relaxed);
+        }
+        let n = NEXT.load(Relaxed);
+        if n >= direct::FRAMES || ip == 0 {
+            return STOP;
+        }
+        // One byte back, into the call (or the faulting) instruction, as
+        // std's backtraces symbolize every frame.
+        let pc = ip - 1;
+        let base = EXE_BASE.load(Relaxed);
+        FRAMES[n].store(if base != 0 && pc >= base { pc - base } else { pc } as u64, Relaxed);
+        NEXT.store(n + 1, Relaxed);
+        CONTINUE
+    }
+    NEXT.store(usize::MAX, Relaxed);
+    // SAFETY: the callback only reads the unwinder's context and stores atomics.
+    unsafe { _Unwind_Backtrace(each, core::ptr::null_mut()) };
+    let n = NEXT.load(Relaxed).min(direct::FRAMES);
+    if n < direct::FRAMES {
+        FRAMES[n].store(0, Relaxed);
+    }
+    let h = crate::direct_header();
+    if !h.is_null() {
+        // SAFETY: the header lives as long as the process (see record_exit_reason).
+        let out = unsafe { &(*h).frames };
+        for (o, f) in out.iter().zip(FRAMES.iter()) {
+            o.store(f.load(Relaxed), Relaxed);
+        }
+    }
+}
+
+/// The frames [`record_frames`] found (offsets as in
+/// [`direct::Header::frames`]; 0 ends the list).
+static FRAMES: [AtomicU64; direct::FRAMES] = [const { AtomicU64::new(0) }; direct::FRAMES];
+
+/// The frames the last fatal signal recorded, as `standalone` prints them
+/// for `cargo rfuzz triage` (`rfuzz: fault frames: 1a2b 3c4d`).
+pub(crate) fn recorded_frames() -> Vec<u64> {
+    FRAMES.iter().map(|f| f.load(Relaxed)).take_while(|&f| f != 0).collect()
 }
 
 /// Finds the executable's load address (once, outside any signal handler:
@@ -239,6 +314,8 @@ extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void)
     if !sent && low != 0 && addr < low + 4096 && addr + GUARD_SPAN >= low {
         crate::record_exit_reason(direct::EXIT_STACK_OVERFLOW);
         write_stderr(b"rfuzz: stack overflow (the input makes the code recurse too deeply)\n");
+    } else if !sent {
+        record_frames();
     }
     // Die of the original signal: restore the default action and return, so
     // the faulting instruction runs again; a sent signal is raised again.
@@ -261,6 +338,7 @@ extern "C" fn on_fatal(sig: c_int, _info: *mut libc::siginfo_t, ctx: *mut c_void
     crate::coverage::dump();
     if sig != libc::SIGABRT {
         record_pc(ctx);
+        record_frames();
     }
     // SAFETY: restoring the default action and re-raising are
     // async-signal-safe; the raised signal is delivered when we return.

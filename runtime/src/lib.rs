@@ -103,6 +103,12 @@ fn record_exit_reason(reason: u32) {
     }
 }
 
+/// The direct protocol's header, or null outside a direct-protocol run.
+#[cfg(feature = "runtime")]
+fn direct_header() -> *const protocol::direct::Header {
+    DIRECT_HEADER.load(Relaxed)
+}
+
 /// Records the signature hash of the crash about to happen (a panic's).
 #[cfg(feature = "runtime")]
 fn record_crash_sig(sig: u64) {

@@ -274,6 +274,11 @@ pub mod afl {
     pub const SHMEM_FUZZ_HDR_SIZE: usize = 4;
 }
 
+/// Line a standalone run prints when a fatal signal kills it, before its
+/// backtrace: the recorded frames ([`direct::Header::frames`]) in hex, for
+/// `cargo rfuzz triage` to name the bug exactly as the fuzzer did.
+pub const FAULT_FRAMES_PREFIX: &str = "rfuzz: fault frames: ";
+
 /// Our private protocol: persistent child answering the fuzzer directly, with
 /// batches of inputs in one shared-memory segment.
 ///
@@ -304,8 +309,11 @@ pub mod direct {
     /// Set to [`VERSION`] (as decimal) by the engine to select this protocol.
     pub const ENV_VAR: &str = "RFUZZ_DIRECT";
     /// Protocol version (3 added [`Header::sanitizer_kind`], 4 added
-    /// [`Header::crash_sig`] and [`Header::fault_pc`]).
-    pub const VERSION: u32 = 4;
+    /// [`Header::crash_sig`] and [`Header::fault_pc`], 5
+    /// [`Header::frames`]).
+    pub const VERSION: u32 = 5;
+    /// Stack frames a fatal signal records in [`Header::frames`].
+    pub const FRAMES: usize = 16;
     /// When set, the forkserver points its stderr at /dev/null once the
     /// handshake succeeded (the fuzzer reads start-up errors before that).
     pub const SILENCE_ENV_VAR: &str = "RFUZZ_SILENCE_STDERR";
@@ -459,6 +467,13 @@ pub mod direct {
         /// that faulted (SIGSEGV, SIGBUS, SIGILL, SIGFPE) or that a hung run
         /// was interrupted at by [`DUMP_SIGNAL`] (child → fuzzer; 0: unknown).
         pub fault_pc: AtomicU64,
+        /// With a fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, not a stack
+        /// overflow): the interrupted function's instruction and the return
+        /// addresses above it, innermost first, each minus one where it is a
+        /// return address (so it lies in the call's line), as offsets from
+        /// the executable's load address (absolute for other modules); 0
+        /// ends the list (child → fuzzer).
+        pub frames: [AtomicU64; FRAMES],
     }
 
     impl Header {

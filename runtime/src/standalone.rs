@@ -99,7 +99,15 @@ pub(crate) fn fault_backtrace(sig: libc::c_int) {
     // Unwinding needs little stack (the handler may run on the small
     // alternate one); symbolizing needs more: it runs on a thread of its own.
     let bt = std::backtrace::Backtrace::force_capture();
-    let print = move || eprintln!("rfuzz: the input crashed the target (signal {sig}); stack backtrace:\n{bt}");
+    // The frames the fuzzer names the bug by (see guard::record_frames):
+    // `triage` symbolizes these, so it and the fuzzer agree on the bug.
+    let frames: Vec<String> = crate::guard::recorded_frames().iter().map(|f| format!("{f:x}")).collect();
+    let print = move || {
+        if !frames.is_empty() {
+            eprintln!("{}{}", crate::protocol::FAULT_FRAMES_PREFIX, frames.join(" "));
+        }
+        eprintln!("rfuzz: the input crashed the target (signal {sig}); stack backtrace:\n{bt}")
+    };
     if let Ok(t) = std::thread::Builder::new().stack_size(8 << 20).spawn(print) {
         let _ = t.join();
     }

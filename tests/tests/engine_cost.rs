@@ -99,6 +99,56 @@ fn a_hang_a_few_mutations_away_leaves_at_most_three_files_and_few_timeouts() {
     // a 20 ms timeout could hold over a thousand timeouts.
     let (tmout, aside) = (num(&s, "total_tmout"), num(&s, "corpus_set_aside"));
     assert!(tmout <= 60 + aside && tmout <= 120, "{tmout} timeouts in 30 s, {aside} entries set aside");
+    // Hang files name their site, and a resumed instance knows it: the cap
+    // holds over both runs.
+    assert!(hangs.iter().all(|n| n.split(',').any(|f| f.starts_with("site:"))), "{hangs:?}");
+    let o = output(fuzz("loop_near", &out).arg("-i").arg(&seed_dir).args(["-t", "20", "--max-total-time", "10"]));
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let again = names(&out.join("main/hangs"));
+    assert!(again.len() <= 3, "at most 3 files for one loop over two runs: {again:?}");
+    assert_eq!(num(&stats(&out.join("main")), "hang_signatures"), 1);
+}
+
+#[test]
+fn a_fault_inside_memcpy_is_one_bug_per_caller() {
+    // The fault lands at different instructions of the C library's memcpy
+    // for different lengths; the bug is named by the first frames of the
+    // user's code, so two callers are two bugs, each capped at 3 files.
+    let scratch = Scratch::new();
+    let seed_dir = scratch.path().join("seeds");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    std::fs::write(seed_dir.join("x"), b"x").unwrap();
+    let out = scratch.path().join("sync");
+    let o = output(fuzz("memcpy_faults", &out).arg("-i").arg(&seed_dir).args(["--max-total-time", "20"]));
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let crashes = names(&out.join("main/crashes"));
+    let mut per_bug: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &crashes {
+        *per_bug.entry(n.split(',').find(|f| f.starts_with("bug:")).expect("a bug field")).or_default() += 1;
+    }
+    assert_eq!(per_bug.len(), 2, "one bug per caller: {crashes:?}");
+    assert!(per_bug.values().all(|&n| n <= 3), "{crashes:?}");
+    let s = stats(&out.join("main"));
+    assert_eq!(num(&s, "crash_signatures"), 2);
+    assert!(num(&s, "total_crashes") > crashes.len() as u64);
+    // `triage` names them by the same frames, with the same ids.
+    let o = output(rfuzz_cmd().args(["triage", "memcpy_faults", "--json", "-o"]).arg(&out).current_dir(planted_dir()));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("triage --json prints JSON");
+    let mut found: Vec<(String, String)> = report["bugs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            assert_eq!(b["signature"]["kind"]["signal"], "SIGSEGV", "{b:#}");
+            (format!("bug:{}", b["id"].as_str().unwrap()), b["signature"]["frames"][0].as_str().unwrap().to_string())
+        })
+        .collect();
+    found.sort();
+    let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, per_bug.keys().copied().collect::<Vec<_>>(), "{report:#}");
+    let mut frames: Vec<&str> = found.iter().map(|(_, f)| f.as_str()).collect();
+    frames.sort();
+    assert_eq!(frames, ["planted::memcpy_faults::copy_from_wild_a", "planted::memcpy_faults::copy_from_wild_b"]);
 }
 
 #[test]

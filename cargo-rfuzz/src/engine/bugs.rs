@@ -9,9 +9,13 @@
 //!   `triage` count the same bugs;
 //! * a stack overflow, an out-of-memory, an AddressSanitizer report: the kind
 //!   alone (`stack-overflow`, `oom`, `asan-<kind>`), as `triage` names them;
-//! * another signal: its name and the faulting instruction's offset in the
-//!   executable (cheap and safe in a signal handler; `triage` refines it with
-//!   the backtrace of a replay).
+//! * another signal: its name and the first three functions of the user's
+//!   code on the faulting thread's stack (the runtime unwinds it in its
+//!   signal handler; the engine names the frames with the binary's debug
+//!   information, [`crate::triage::frames`], as `triage` does for a replay),
+//!   so a fault inside `memcpy` is told apart by its caller and one bug that
+//!   faults at varying places inside the C library stays one bug; where no
+//!   frames could be recorded, the faulting instruction's offset.
 //!
 //! Hangs are grouped by site: where the fuzzer's dump request interrupted
 //! the hung run, within [`HANG_SITE_SPAN`] bytes of code.
@@ -24,9 +28,7 @@ use super::executor::{CrashCause, ExitKind};
 use rfuzz::protocol::signature;
 use std::collections::HashMap;
 
-/// Fault offsets from here on are addresses in other modules (no executable
-/// is a terabyte).
-const OUTSIDE_EXECUTABLE: u64 = 1 << 40;
+use crate::triage::frames::OUTSIDE_EXECUTABLE;
 
 /// Most files kept per signature (crashes) or site (hangs).
 pub const FILES_PER_BUG: u32 = 3;
@@ -56,6 +58,13 @@ pub fn crash_key(kind: ExitKind, crash_sig: u64, fault_pc: u64) -> u64 {
         ExitKind::Ok => "ok".to_string(),
     };
     signature::short_id(signature::hash(&text)) as u64
+}
+
+/// The key of a fatal signal whose stack showed these functions of the
+/// user's code (innermost first): the id `triage` gives the same crash.
+pub fn signal_key(signal: i32, user_frames: &[String]) -> u64 {
+    let name = crate::sys::process::signal_name(signal);
+    signature::short_id(signature::hash(&format!("{name}|{}", user_frames.join("|")))) as u64
 }
 
 /// The `bug:` field of a file name.
@@ -131,24 +140,51 @@ impl BugTable {
         self.sites.len().max(usize::from(!self.bugs.is_empty()))
     }
 
-    /// The key of a hang interrupted at `pc`: an already known site within
-    /// [`HANG_SITE_SPAN`] bytes of code, else a new site; 0 (unknown) is a
-    /// class of its own, capped like a site.
-    pub fn hang_key(&mut self, pc: u64) -> u64 {
-        // Not an offset into the executable (the run was interrupted in a
-        // shared library or the kernel's code): no site.
+    /// The site of a hang interrupted at `pc`: an already known site within
+    /// [`HANG_SITE_SPAN`] bytes of code, else a new one; `None` when the
+    /// place is unknown or outside the executable (a shared library, the
+    /// kernel's code).
+    pub fn hang_site(&mut self, pc: u64) -> Option<u64> {
         if pc == 0 || pc >= OUTSIDE_EXECUTABLE {
-            return crash_key(ExitKind::Timeout, 0, 0);
+            return None;
         }
-        let site = match self.sites.iter().find(|&&s| s.abs_diff(pc) <= HANG_SITE_SPAN) {
+        Some(match self.sites.iter().find(|&&s| s.abs_diff(pc) <= HANG_SITE_SPAN) {
             Some(&s) => s,
             None => {
                 self.sites.push(pc);
                 pc
             }
-        };
-        crash_key(ExitKind::Timeout, 0, site)
+        })
     }
+
+    /// The key of a hang interrupted at `pc` (see [`BugTable::hang_site`]);
+    /// the unknown site is a class of its own, capped like a site.
+    pub fn hang_key(&mut self, pc: u64) -> u64 {
+        site_key(self.hang_site(pc))
+    }
+
+    /// Counts a hang file of an earlier run (its name's `site:` field, if
+    /// any) against its site's cap.
+    pub fn restore_hang(&mut self, site: Option<u64>, len: usize) {
+        let key = site_key(site.and_then(|s| self.hang_site(s)));
+        self.hit(key);
+        self.kept(key, len);
+    }
+}
+
+/// The key of a hang site (`None`: unknown).
+pub fn site_key(site: Option<u64>) -> u64 {
+    crash_key(ExitKind::Timeout, 0, site.unwrap_or(0))
+}
+
+/// The `site:` field of a hang file's name.
+pub fn site_field(site: u64) -> String {
+    format!("site:{site:x}")
+}
+
+/// The site in a hang file's name.
+pub fn parse_site(name: &str) -> Option<u64> {
+    crate::sync::layout::name_field(name, "site").and_then(|v| u64::from_str_radix(v, 16).ok())
 }
 
 #[cfg(test)]
@@ -198,5 +234,24 @@ mod tests {
         let unknown = t.hang_key(0);
         t.hit(unknown);
         assert_eq!(t.hang_sites(), 2, "the unknown class is no site of its own");
+    }
+
+    #[test]
+    fn a_resumed_table_knows_its_hang_sites_and_their_files() {
+        let mut t = BugTable::default();
+        let site = t.hang_site(0x5000).unwrap();
+        let name = format!("id:000003,src:000001,time:5,execs:9,op:havoc,{}", site_field(site));
+        assert_eq!(parse_site(&name), Some(0x5000));
+        let mut resumed = BugTable::default();
+        for _ in 0..FILES_PER_BUG {
+            resumed.restore_hang(parse_site(&name), 10);
+        }
+        assert_eq!(resumed.hang_sites(), 1);
+        // A hang a few instructions away is the same site: its cap is full.
+        let key = resumed.hang_key(0x5020);
+        assert_eq!(key, t.hang_key(0x5000));
+        assert!(!resumed.would_keep(key, 5));
+        let other = resumed.hang_key(0x9000);
+        assert!(resumed.would_keep(other, 5));
     }
 }

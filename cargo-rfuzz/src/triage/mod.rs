@@ -4,6 +4,7 @@
 //! end-of-run summary of `run` and `fuzz`, which reports bugs rather than
 //! files and fails only on crashes that still reproduce.
 
+pub mod frames;
 pub mod replay;
 pub mod signature;
 

@@ -41,6 +41,9 @@ pub struct Replayer {
     delivery: Delivery,
     timeout: Duration,
     mem_limit_mb: Option<u64>,
+    /// Names the frames a fatal signal recorded (shared by clones: the
+    /// debug information is read once).
+    namer: std::sync::Arc<Mutex<super::frames::FrameNamer>>,
 }
 
 /// What one replay showed.
@@ -65,7 +68,8 @@ impl Replayer {
         } else {
             Delivery::Stdin
         };
-        Ok(Replayer { binary: binary.to_path_buf(), args: args.to_vec(), delivery, timeout, mem_limit_mb })
+        let namer = std::sync::Arc::new(Mutex::new(super::frames::FrameNamer::new(binary)));
+        Ok(Replayer { binary: binary.to_path_buf(), args: args.to_vec(), delivery, timeout, mem_limit_mb, namer })
     }
 
     /// The binary.
@@ -176,7 +180,20 @@ impl Replayer {
         err.rewind()?;
         err.take(STDERR_CAP).read_to_end(&mut buf)?;
         let stderr = String::from_utf8_lossy(&buf).into_owned();
-        Ok(Replay { ending, signature: Signature::from_replay(ending, &stderr), stderr })
+        let mut signature = Signature::from_replay(ending, &stderr);
+        // A fatal signal: the frames the runtime recorded name it, as the
+        // fuzzer named it (the printed backtrace is the fallback).
+        if let Some(sig) = signature.as_mut()
+            && matches!(sig.kind, super::signature::Kind::Signal(_))
+            && let Some(frames) = super::frames::parse_fault_frames(&stderr)
+        {
+            let mut namer = self.namer.lock().unwrap_or_else(|e| e.into_inner());
+            let named = namer.user_frames(&frames, super::signature::FRAMES);
+            if !named.is_empty() {
+                sig.frames = named;
+            }
+        }
+        Ok(Replay { ending, signature, stderr })
     }
 
     /// Replays `data`, written to a temporary file in `dir`.

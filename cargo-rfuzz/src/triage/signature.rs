@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 /// Frames of a backtrace that identify a crash that is not a panic.
-const FRAMES: usize = 3;
+pub(crate) const FRAMES: usize = 3;
 /// Longest message kept, in characters.
 const MESSAGE_CHARS: usize = 200;
 
@@ -172,7 +172,7 @@ fn panic_location(stderr: &str) -> Option<(String, String)> {
 
 /// Whether a frame's function belongs to the standard library, the rfuzz
 /// runtime or the process start-up, which say nothing about the bug.
-fn is_plumbing(func: &str) -> bool {
+pub(crate) fn is_plumbing(func: &str) -> bool {
     const PREFIXES: &[&str] = &[
         "std::",
         "core::",
@@ -198,7 +198,7 @@ fn is_plumbing(func: &str) -> bool {
 }
 
 /// Drops a symbol's trailing `::h0123456789abcdef` hash.
-fn strip_hash(func: &str) -> &str {
+pub(crate) fn strip_hash(func: &str) -> &str {
     match func.rsplit_once("::h") {
         Some((head, h)) if h.len() == 16 && h.chars().all(|c| c.is_ascii_hexdigit()) => head,
         _ => func,

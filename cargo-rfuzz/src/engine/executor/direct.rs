@@ -323,6 +323,7 @@ impl DirectExecutor {
         h.map_dumped.store(0, Relaxed);
         h.crash_sig.store(0, Relaxed);
         h.fault_pc.store(0, Relaxed);
+        h.frames[0].store(0, Relaxed);
         h.cur_index.store(start as u32, Relaxed);
         let seq = h.exec_seq.load(Relaxed);
         self.fs.write_u32(direct::CMD_RUN).context("the target's forkserver is gone")?;
@@ -462,9 +463,13 @@ impl Executor for DirectExecutor {
         u32::from_ne_bytes(self.seg.slice(off, 4).try_into().expect("4 bytes"))
     }
 
-    fn death_info(&self) -> Option<(u64, u64)> {
+    fn death_info(&self) -> Option<super::Death> {
         let h = self.header();
-        Some((h.crash_sig.load(Relaxed), h.fault_pc.load(Relaxed)))
+        Some(super::Death {
+            crash_sig: h.crash_sig.load(Relaxed),
+            fault_pc: h.fault_pc.load(Relaxed),
+            frames: h.frames.iter().map(|f| f.load(Relaxed)).take_while(|&f| f != 0).collect(),
+        })
     }
 
     fn target_procs(&self) -> super::TargetProcs {

@@ -182,12 +182,10 @@ pub trait Executor {
     fn path_hits(&self, hash: u64) -> u32;
     /// Short description for status lines ("direct persistent", ...).
     fn describe(&self) -> String;
-    /// What the runtime said about the last run that died or was killed:
-    /// `(crash signature, fault address)` as in the direct protocol's header
-    /// ([`rfuzz::protocol::direct::Header::crash_sig`], `fault_pc`; 0 where
-    /// unknown). `None` where the protocol cannot say (AFL++'s): then
-    /// crashes and hangs are de-duplicated by coverage alone.
-    fn death_info(&self) -> Option<(u64, u64)> {
+    /// What the runtime said about the last run that died or was killed.
+    /// `None` where the protocol cannot say (AFL++'s): then crashes and
+    /// hangs are de-duplicated by coverage alone.
+    fn death_info(&self) -> Option<Death> {
         None
     }
     /// Processes the target started, killed at the end of their input, and
@@ -195,6 +193,19 @@ pub trait Executor {
     fn target_procs(&self) -> TargetProcs {
         TargetProcs::default()
     }
+}
+
+/// What the runtime said about a run that died or was killed, as in the
+/// direct protocol's header ([`rfuzz::protocol::direct::Header`]); 0 or
+/// empty where unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Death {
+    /// A panic's signature hash (`crash_sig`).
+    pub crash_sig: u64,
+    /// Where a fault or the dump request interrupted the run (`fault_pc`).
+    pub fault_pc: u64,
+    /// A fatal signal's stack, innermost first (`frames`).
+    pub frames: Vec<u64>,
 }
 
 /// Which protocol a binary speaks, from the signatures its runtime embeds.

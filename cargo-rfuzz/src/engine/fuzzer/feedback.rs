@@ -129,8 +129,17 @@ impl Fuzzer {
         let (map, _) = self.exec.map_and_virgin();
         coverage::classify(map);
         let key = match death {
-            Some((sig, pc)) => {
-                let key = bugs::crash_key(kind, sig, pc);
+            Some(d) => {
+                let named = match kind {
+                    ExitKind::Crash { cause: CrashCause::Signal, .. } if !d.frames.is_empty() => {
+                        self.frame_namer.user_frames(&d.frames, crate::triage::signature::FRAMES)
+                    }
+                    _ => Vec::new(),
+                };
+                let key = match kind {
+                    ExitKind::Crash { signal, .. } if !named.is_empty() => bugs::signal_key(signal, &named),
+                    _ => bugs::crash_key(kind, d.crash_sig, d.fault_pc),
+                };
                 // Seeds all arrive at once: one file per bug among them.
                 let seed_of_known_bug = matches!(origin, Origin::Seed { .. }) && self.crash_bugs.has_files(key);
                 self.crash_bugs.hit(key);
@@ -230,12 +239,14 @@ impl Fuzzer {
     /// timeout and nothing more.
     pub(super) fn save_hang(&mut self, input: &[u8], origin: &Origin) -> Result<bool> {
         self.total_tmout += 1;
+        let mut site = None;
         let death = self.exec.death_info();
         let (map, _) = self.exec.map_and_virgin();
         coverage::classify(map);
         let key = match death {
-            Some((_, pc)) => {
-                let key = self.hang_bugs.hang_key(pc);
+            Some(d) => {
+                site = self.hang_bugs.hang_site(d.fault_pc);
+                let key = bugs::site_key(site);
                 self.hang_bugs.hit(key);
                 if !self.hang_bugs.would_keep(key, input.len()) {
                     return Ok(false);
@@ -267,7 +278,8 @@ impl Fuzzer {
         if self.next_hang_id == 0 {
             self.write_readme(&hangs, "hangs")?;
         }
-        let name = layout::hang_name(self.next_hang_id, origin, self.elapsed_ms(), self.total_execs());
+        let tag = site.map(bugs::site_field);
+        let name = layout::hang_name(self.next_hang_id, origin, self.elapsed_ms(), self.total_execs(), tag.as_deref());
         layout::write_atomic(&hangs.join(name), input)?;
         self.hang_bugs.kept(key, input.len());
         self.next_hang_id += 1;

@@ -120,6 +120,9 @@ pub struct Fuzzer {
     crash_bugs: BugTable,
     /// Hang sites seen, and the files kept per site.
     hang_bugs: BugTable,
+    /// Names the frames of fatal signals (the target's debug information,
+    /// read at the first such crash).
+    frame_namer: crate::triage::frames::FrameNamer,
     /// When the timeouts of the last minute happened.
     recent_timeouts: std::collections::VecDeque<Instant>,
     var_bytes: Vec<bool>,

@@ -29,6 +29,7 @@ impl Fuzzer {
             virgin_tmout: vec![0xff; map_size],
             crash_bugs: BugTable::default(),
             hang_bugs: BugTable::default(),
+            frame_namer: crate::triage::frames::FrameNamer::new(&cfg.target.binary),
             recent_timeouts: std::collections::VecDeque::new(),
             var_bytes: vec![false; map_size],
             var_count: 0,
@@ -122,6 +123,13 @@ impl Fuzzer {
                 self.crash_bugs.hit(key);
                 self.crash_bugs.kept(key, len);
             }
+        }
+        // Hang files of earlier runs count against their site's cap (their
+        // names carry the site; older ones count as of an unknown site).
+        let hangs = self.dir.join(layout::HANGS);
+        for (_, name) in layout::list_entries(&hangs) {
+            let len = std::fs::symlink_metadata(hangs.join(&name)).map_or(0, |m| m.len() as usize);
+            self.hang_bugs.restore_hang(bugs::parse_site(&name), len);
         }
         if let Some(old) = layout::read_stats(&self.dir.join(layout::FUZZER_STATS)) {
             let old = InstanceStats::from_fuzzer_stats(&self.cfg.id, &old);
