@@ -10,9 +10,11 @@
 #                                             cargo-rfuzz vs AFL++, two halves on two cores
 #   tests/bench/compare.sh cost [SECONDS] [TRIALS]
 #                                             targets that crash, hang or slow down (issue 10):
-#                                             cargo-rfuzz on core 0 and AFL++ on core 1 at the
-#                                             same time; whole-run and first/last-minute exec/s,
-#                                             corpus, edges, crash/hang files, signatures
+#                                             TOOLS (rfuzz,afl; add libfuzzer) on CORES (0,1),
+#                                             tool i on core i mod the count, side by side;
+#                                             whole-run and first/last-minute exec/s, corpus,
+#                                             edges, crash/hang files, signatures. TARGETS and
+#                                             BENCH_DIR (e.g. tests/bench/realbugs) pick others
 #
 # Needs: cargo-rfuzz on PATH (or CARGO_RFUZZ), `cargo install cargo-afl && cargo afl
 # config --build`, and for libFuzzer `cargo install cargo-fuzz` plus a nightly toolchain
@@ -22,7 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 rfuzz=${CARGO_RFUZZ:-cargo-rfuzz}
 core=${CORE:-1}
 mode=${1:-speed}
-bench() { "$rfuzz" rfuzz bench-compare --bench-dir "$here" "$@"; }
+bench() { "$rfuzz" rfuzz bench-compare --bench-dir "${BENCH_DIR:-$here}" "$@"; }
 case "$mode" in
   speed)
     bench --tools "${TOOLS:-rfuzz,afl,libfuzzer}" --core "$core" \
@@ -60,27 +62,41 @@ case "$mode" in
     secs=${2:-300}
     trials=${3:-3}
     targets=${TARGETS:-quadratic,few_panics,loop_near,deep_nesting,boundary}
+    tools=${TOOLS:-rfuzz,afl}
+    cores=${CORES:-0,1}
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    echo "# cargo-rfuzz vs AFL++ where the bugs are: crashes, hangs, slow inputs"
+    IFS=, read -r -a tool_list <<<"$tools"
+    IFS=, read -r -a core_list <<<"$cores"
+    echo "# cargo-rfuzz vs AFL++ (and libFuzzer) where the bugs are: crashes, hangs, slow inputs"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
-    echo "- tools: $("$rfuzz" rfuzz --version), $(cargo afl --version 2>/dev/null || echo afl-fuzz) (persistent, shared memory)"
-    echo "- each trial: ${secs} s, ${trials} trials; cargo-rfuzz pinned to core 0 and AFL++ to core 1, side by side"
+    echo "- tools: $("$rfuzz" rfuzz --version), $(cargo afl --version 2>/dev/null || echo afl-fuzz) (persistent, shared memory)$(case ",$tools," in *,libfuzzer,*) echo ", libFuzzer (cargo-fuzz, nightly, -O -a -s none; fork mode ignoring crashes, timeouts and OOMs, -timeout=1)";; esac)"
+    echo "- each trial: ${secs} s, ${trials} trials; tools ${tools} on cores ${cores} (tool i on core i mod the count, side by side)"
     echo "- avg exec/s = execs_done / run_time; first/last min = mean plot_data exec/s of the run's first and last 60 s"
+    echo "  (libFuzzer: its #N status lines, timestamped as they arrive)"
     echo "- edges: every tool's queue replayed through one cargo-rfuzz build; signatures: every tool's crash files"
     echo "  replayed through that build and grouped as \`cargo rfuzz triage\` groups them"
     echo
-    bench --tools rfuzz,afl --targets trivial --seconds 1 --trials 1 >/dev/null 2>&1 || true
-    bench --no-build --cost --tools rfuzz --core 0 --targets "$targets" \
-      --seconds "$secs" --trials "$trials" --work-dir "$work/rfuzz" >"$work/a" 2>"$work/a.log" &
-    bench --no-build --cost --tools afl --core 1 --targets "$targets" \
-      --seconds "$secs" --trials "$trials" --work-dir "$work/afl" >"$work/b" 2>"$work/b.log" &
+    TOOLS=$tools "$0" build-only >/dev/null 2>&1 || true
+    # One lane per core; a lane runs its tools one after the other.
+    for i in "${!core_list[@]}"; do
+      (
+        for j in "${!tool_list[@]}"; do
+          [ $((j % ${#core_list[@]})) -eq "$i" ] || continue
+          t=${tool_list[$j]}
+          bench --no-build --cost --tools "$t" --core "${core_list[$i]}" --targets "$targets" \
+            --seconds "$secs" --trials "$trials" --work-dir "$work/$t" >"$work/$t.md" 2>"$work/$t.log"
+        done
+      ) &
+    done
     wait
-    # Interleave: the two tools' rows of each target together.
-    head -n 2 "$work/a"
-    paste -d '\n' <(tail -n +3 "$work/a") <(tail -n +3 "$work/b")
+    # Interleave: the tools' rows of each target together.
+    head -n 2 "$work/${tool_list[0]}.md"
+    rows=()
+    for t in "${tool_list[@]}"; do rows+=(<(tail -n +3 "$work/$t.md")); done
+    paste -d '\n' "${rows[@]}"
     ;;
   build-only)
     bench --tools "${TOOLS:-rfuzz,afl}" --targets trivial --seconds 1 --trials 1 >/dev/null 2>&1 || true

@@ -16,6 +16,15 @@
 //! size, crash and hang files, and distinct crash signatures (every tool's
 //! crash files replayed through the rfuzz build and grouped as `triage`
 //! does), and prints medians with min-max.
+//!
+//! libFuzzer in `--cost` runs as a user keeps it going past crashes and hangs:
+//! `-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 -timeout=1`
+//! (one job at a time on its core; 1 s is its smallest timeout). It has no
+//! plot_data: its `#N` status lines are timestamped as they arrive, the
+//! whole-run exec/s is the last `#N` over the wall time, and a minute's
+//! exec/s the growth of `#N` over it (from the last line before the minute
+//! began). Its crash, out-of-memory and timeout artifacts are counted and
+//! replayed like the other tools' files.
 
 use crate::engine::coverage;
 use crate::engine::executor::direct::{DirectConfig, DirectExecutor};
@@ -132,10 +141,34 @@ fn minute_speeds(instance: &Path) -> (Option<f64>, Option<f64>) {
     (mean(t0, t0 + 60), mean(end.saturating_sub(60), end))
 }
 
-/// Distinct signatures of the crash files of a sync dir, replayed through
-/// `binary` (an rfuzz build) and grouped as `cargo rfuzz triage` groups them.
-fn signatures(sync_dir: &Path, binary: &Path) -> u64 {
-    let files = crate::triage::collect(sync_dir, false);
+/// The execution count of a libFuzzer status line (`#123 NEW ...`,
+/// `#4096 pulse ...`, fork mode's `#123: cov: ...`).
+fn status_execs(line: &str) -> Option<u64> {
+    let digits: String = line.strip_prefix('#')?.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// libFuzzer's exec/s in the first and the last minute from timestamped
+/// execution counts (`(seconds, #N)`), `last` executions at `wall` seconds.
+fn libfuzzer_minute_speeds(samples: &[(f64, u64)], wall: f64, last: u64) -> (Option<f64>, Option<f64>) {
+    if samples.is_empty() || wall <= 0.0 {
+        return (None, None);
+    }
+    // The count at `t`: the last line at or before it.
+    let at = |t: f64| samples.iter().rev().find(|&&(s, _)| s <= t).copied().unwrap_or((0.0, 0));
+    let first = {
+        let (s, n) = at(60.0_f64.min(wall));
+        (s > 0.0).then(|| n as f64 / s)
+    };
+    let from = (wall - 60.0).max(0.0);
+    let (s, n) = at(from);
+    let last_min = (wall > s).then(|| last.saturating_sub(n) as f64 / (wall - s));
+    (first, last_min)
+}
+
+/// Distinct signatures of crash files, replayed through `binary` (an rfuzz
+/// build) and grouped as `cargo rfuzz triage` groups them.
+fn signatures(files: &[crate::triage::CrashFile], binary: &Path) -> u64 {
     if files.is_empty() {
         return 0;
     }
@@ -143,7 +176,7 @@ fn signatures(sync_dir: &Path, binary: &Path) -> u64 {
         return 0;
     };
     let jobs = crate::triage::replay::default_jobs();
-    crate::triage::triage(&files, &|_| &replayer, jobs, &|_| {}).bugs.len() as u64
+    crate::triage::triage(files, &|_| &replayer, jobs, &|_| {}).bugs.len() as u64
 }
 
 /// The afl-fuzz that `cargo afl config --build` installs.
@@ -298,6 +331,9 @@ impl Bench {
                 std::fs::create_dir_all(&corpus)?;
                 std::fs::create_dir_all(&crashes)?;
                 let mut c = Command::new(&binary);
+                if self.args.cost {
+                    c.args(["-fork=1", "-ignore_crashes=1", "-ignore_timeouts=1", "-ignore_ooms=1", "-timeout=1"]);
+                }
                 c.arg(format!("-max_total_time={secs}"))
                     .arg("-print_final_stats=1")
                     .arg(format!("-artifact_prefix={}/", crashes.display()))
@@ -314,9 +350,29 @@ impl Bench {
                 Ok(())
             });
         }
-        let log = std::fs::File::create(out.join("tool.log"))?;
+        let mut log = std::fs::File::create(out.join("tool.log"))?;
         let start = Instant::now();
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?;
+        let start_time = std::time::SystemTime::now();
+        // libFuzzer's status lines, timestamped (see the module docs).
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
+        let mut reader = None;
+        let mut child = if tool == Tool::LibFuzzer {
+            let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+            let err = child.stderr.take().context("no stderr pipe")?;
+            let samples = samples.clone();
+            reader = Some(std::thread::spawn(move || {
+                use std::io::{BufRead, Write};
+                for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    let _ = writeln!(log, "{line}");
+                    if let Some(n) = status_execs(&line) {
+                        samples.lock().unwrap_or_else(|e| e.into_inner()).push((start.elapsed().as_secs_f64(), n));
+                    }
+                }
+            }));
+            child
+        } else {
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?
+        };
         let mut first_crash = None;
         let limit = Duration::from_secs(secs + 30);
         loop {
@@ -342,6 +398,9 @@ impl Bench {
             std::thread::sleep(Duration::from_millis(10));
         }
         let wall = start.elapsed().as_secs_f64();
+        if let Some(r) = reader {
+            let _ = r.join();
+        }
         if first_crash.is_none() && newest_file_time(&crash_dir).is_some() {
             first_crash = Some(wall);
         }
@@ -366,7 +425,43 @@ impl Bench {
             t.corpus = count("queue");
             t.crash_files = count("crashes");
             t.hang_files = count("hangs");
-            t.signatures = signatures(&out, &rfuzz_binary);
+            t.signatures = signatures(&crate::triage::collect(&out, false), &rfuzz_binary);
+        }
+        if self.args.cost && tool == Tool::LibFuzzer {
+            let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let last = samples.last().map_or(t.execs, |&(_, n)| n.max(t.execs));
+            t.execs = last;
+            t.avg_eps = last as f64 / wall.max(0.001);
+            (t.first_min_eps, t.last_min_eps) = libfuzzer_minute_speeds(&samples, wall, last);
+            t.corpus = std::fs::read_dir(out.join("corpus")).map_or(0, |d| d.flatten().count() as u64);
+            let artifacts = |prefixes: &[&str]| -> Vec<crate::triage::CrashFile> {
+                let mut v: Vec<_> = std::fs::read_dir(&crash_dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| prefixes.iter().any(|p| e.file_name().to_string_lossy().starts_with(p)))
+                    .map(|e| crate::triage::CrashFile {
+                        path: e.path(),
+                        instance: "libfuzzer".into(),
+                        hang: false,
+                        size: e.metadata().map_or(0, |m| m.len()),
+                        saved: 0,
+                    })
+                    .collect();
+                v.sort_by(|a, b| a.path.cmp(&b.path));
+                v
+            };
+            let crashes = artifacts(&["crash-", "oom-"]);
+            // Its timeouts share the artifact directory: the first crash is
+            // the oldest crash or out-of-memory file.
+            t.first_crash = crashes
+                .iter()
+                .filter_map(|c| std::fs::metadata(&c.path).ok()?.modified().ok()?.duration_since(start_time).ok())
+                .map(|d| d.as_secs_f64())
+                .reduce(f64::min);
+            t.crash_files = crashes.len() as u64;
+            t.hang_files = artifacts(&["timeout-"]).len() as u64;
+            t.signatures = signatures(&crashes, &rfuzz_binary);
         }
         Ok(t)
     }
@@ -481,4 +576,33 @@ pub fn run(args: BenchCompareArgs) -> Result<i32> {
         }
     }
     Ok(crate::exit::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libfuzzer_status_lines_give_execution_counts() {
+        assert_eq!(status_execs("#4096\tpulse  cov: 12 ft: 13 corp: 4/20b exec/s: 2048 rss: 30Mb"), Some(4096));
+        assert_eq!(
+            status_execs("#123456: cov: 45 ft: 60 corp: 30 exec/s: 12345 oom/timeout/crash: 0/0/5"),
+            Some(123456)
+        );
+        assert_eq!(status_execs("INFO: Seed: 1234"), None);
+        assert_eq!(status_execs("#"), None);
+    }
+
+    #[test]
+    fn libfuzzer_minute_speeds_come_from_the_counts_around_each_minute() {
+        // 1000 exec/s for the first minute, then 100 exec/s to 300 s.
+        let samples: Vec<(f64, u64)> = (1..=300)
+            .step_by(10)
+            .map(|t| (t as f64, if t <= 60 { t * 1000 } else { 60_000 + (t - 60) * 100 }))
+            .collect();
+        let (first, last) = libfuzzer_minute_speeds(&samples, 300.0, 84_000);
+        assert!((first.unwrap() - 1000.0).abs() < 1.0, "{first:?}");
+        assert!((last.unwrap() - 100.0).abs() < 5.0, "{last:?}");
+        assert_eq!(libfuzzer_minute_speeds(&[], 300.0, 0), (None, None));
+    }
 }
