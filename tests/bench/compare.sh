@@ -14,7 +14,8 @@
 #                                             tool i on core i mod the count, side by side;
 #                                             whole-run and first/last-minute exec/s, corpus,
 #                                             edges, crash/hang files, signatures. TARGETS and
-#                                             BENCH_DIR (e.g. tests/bench/realbugs) pick others
+#                                             BENCH_DIR (e.g. tests/bench/realbugs) pick others;
+#                                             NO_BUILD=1 uses the harnesses as built
 #
 # Needs: cargo-rfuzz on PATH (or CARGO_RFUZZ), `cargo install cargo-afl && cargo afl
 # config --build`, and for libFuzzer `cargo install cargo-fuzz` plus a nightly toolchain
@@ -79,7 +80,7 @@ case "$mode" in
     echo "- edges: every tool's queue replayed through one cargo-rfuzz build; signatures: every tool's crash files"
     echo "  replayed through that build and grouped as \`cargo rfuzz triage\` groups them"
     echo
-    TOOLS=$tools "$0" build-only >/dev/null 2>&1 || true
+    [ -n "${NO_BUILD:-}" ] || TOOLS=$tools "$0" build-only >/dev/null 2>&1 || true
     # One lane per core; a lane runs its tools one after the other.
     for i in "${!core_list[@]}"; do
       (
