@@ -4,6 +4,59 @@
 
 use super::*;
 
+/// What the mutants of a length cost per byte, for length control: batches
+/// are timed (runs that end in a timeout are left out: those are handled as
+/// timeouts), and closed into windows of about [`LenCost::WINDOW`]
+/// executions. The window of the shortest inputs is the reference: a target
+/// whose cost is linear in the length (or less: the per-run overhead is
+/// amortised, inputs rejected early cost nothing per byte) keeps or lowers
+/// its cost per byte as inputs grow, a super-linear one does not, and its
+/// inputs stop growing where their cost per byte has doubled.
+#[derive(Debug, Default, Clone)]
+pub(super) struct LenCost {
+    us: f64,
+    bytes: f64,
+    execs: u64,
+    /// Cost per byte of the last closed window.
+    last: Option<f64>,
+    /// Mean length and cost per byte of the window of the shortest inputs.
+    reference: Option<(f64, f64)>,
+}
+
+impl LenCost {
+    /// Executions per window.
+    const WINDOW: u64 = 4096;
+    /// Time per window at most, µs (slow targets close windows by time).
+    const WINDOW_US: f64 = 250_000.0;
+
+    /// Counts `execs` runs of `bytes` bytes in all that took `us`.
+    pub(super) fn add(&mut self, us: f64, bytes: f64, execs: u64) {
+        self.us += us;
+        self.bytes += bytes;
+        self.execs += execs;
+        if self.execs >= Self::WINDOW || self.us >= Self::WINDOW_US {
+            if self.bytes >= 1.0 {
+                let per_byte = self.us / self.bytes;
+                let mean_len = self.bytes / self.execs.max(1) as f64;
+                self.last = Some(per_byte);
+                if self.reference.is_none_or(|(len, _)| mean_len < len) {
+                    self.reference = Some((mean_len, per_byte));
+                }
+            }
+            (self.us, self.bytes, self.execs) = (0.0, 0.0, 0);
+        }
+    }
+
+    /// Whether the inputs of the current length cost at most twice per byte
+    /// what the shortest ones did (true until there is a measure).
+    pub(super) fn pays(&self) -> bool {
+        match (self.last, self.reference) {
+            (Some(l), Some((_, r))) => l <= 2.0 * r,
+            _ => true,
+        }
+    }
+}
+
 impl Fuzzer {
     /// Sizes batches to take about [`BATCH_TARGET_US`] at the corpus's
     /// average speed.
@@ -69,6 +122,11 @@ impl Fuzzer {
         cost <= 2.0 * len.max(cov).max(1.0)
     }
 
+    /// Length of the longest entry that can be selected.
+    pub(super) fn longest_entry(&self) -> usize {
+        self.corpus.entries.iter().filter(|e| !e.disabled).map(|e| e.data.len()).max().unwrap_or(0)
+    }
+
     /// Runs the pending batch, then does the periodic work.
     pub(super) fn flush(&mut self) -> Result<()> {
         if !self.ops.is_empty() {
@@ -78,10 +136,16 @@ impl Fuzzer {
         let log = (usize::BITS - self.len_limit.leading_zeros()) as u64;
         let quiet = self.execs - self.execs_at_last_find.max(self.execs_at_last_growth);
         if self.len_limit < self.max_len && quiet > LEN_CONTROL * log {
-            if self.length_pays() {
+            if !self.len_cost.pays() {
+                // Longer mutants cost more per byte (a super-linear target):
+                // back off towards the longest entry, and ask again after
+                // the next quiet stretch.
+                let floor = self.longest_entry().max(MIN_LEN_LIMIT);
+                self.len_limit = (self.len_limit - self.len_limit / 8).max(floor).min(self.len_limit);
+                self.execs_at_last_growth = self.execs;
+            } else if self.length_pays() {
                 self.grow_len_limit();
             } else {
-                // Ask again after the next quiet stretch.
                 self.execs_at_last_growth = self.execs;
             }
         }
@@ -96,7 +160,19 @@ impl Fuzzer {
         let n = self.exec.batch_len();
         let mut from = 0;
         while from < n {
+            let started = Instant::now();
             let stop = self.exec.run_batch(from, true)?;
+            let us = started.elapsed().as_secs_f64() * 1e6;
+            let last = match stop {
+                BatchStop::Completed => Some(n - 1),
+                BatchStop::Interesting(i) => Some(i),
+                BatchStop::Ended { kind: ExitKind::Timeout, .. } => None,
+                BatchStop::Ended { index, .. } => Some(index),
+            };
+            if let Some(last) = last {
+                let bytes: usize = (from..=last).map(|i| self.exec.batch_input(i).len()).sum();
+                self.len_cost.add(us, bytes as f64, (last + 1 - from) as u64);
+            }
             let (index, kind) = match stop {
                 BatchStop::Completed => {
                     self.execs += (n - from) as u64;
@@ -166,5 +242,44 @@ impl Fuzzer {
         }
         self.stage = prev;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LenCost;
+
+    /// Windows of `len`-byte inputs on a target costing `cost(len)` µs each.
+    fn feed(c: &mut LenCost, len: f64, cost: impl Fn(f64) -> f64) {
+        for _ in 0..LenCost::WINDOW / 64 {
+            c.add(64.0 * cost(len), 64.0 * len, 64);
+        }
+    }
+
+    #[test]
+    fn linear_cost_pays_for_longer_inputs_and_quadratic_cost_stops_them() {
+        // 1 µs per run plus 10 ns per byte: longer inputs pay.
+        let linear = |len: f64| 1.0 + 0.01 * len;
+        let mut c = LenCost::default();
+        assert!(c.pays(), "no measure yet");
+        for len in [16.0, 64.0, 1024.0, 100_000.0] {
+            feed(&mut c, len, linear);
+            assert!(c.pays(), "linear at {len}");
+        }
+        // Plus 1 ns per pair of bytes: from a few hundred bytes on they do not.
+        let quadratic = |len: f64| 1.0 + 0.001 * len * len / 2.0;
+        let mut c = LenCost::default();
+        feed(&mut c, 16.0, quadratic);
+        feed(&mut c, 64.0, quadratic);
+        assert!(c.pays());
+        feed(&mut c, 400.0, quadratic);
+        assert!(!c.pays(), "quadratic at 400 bytes");
+        // Early-rejected long inputs cost nothing per byte; that does not
+        // make the reference too cheap for what follows.
+        let mut c = LenCost::default();
+        feed(&mut c, 8.0, linear);
+        feed(&mut c, 50_000.0, |_| 1.0);
+        feed(&mut c, 20_000.0, linear);
+        assert!(c.pays());
     }
 }

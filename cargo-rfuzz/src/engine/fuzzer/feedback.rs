@@ -112,7 +112,7 @@ impl Fuzzer {
                 Ok(true)
             }
             ExitKind::Timeout => {
-                self.note_timeout(parent);
+                self.note_timeout(parent, input.len());
                 self.save_hang(input, &origin)
             }
             _ => self.save_crash(input, kind, &origin),
@@ -214,7 +214,12 @@ impl Fuzzer {
     /// first timeout, its mutants' timeouts cost more time than all its
     /// other mutants together, or when the instance is over its budget of
     /// timeouts per minute ([`timeout_budget`]).
-    pub(super) fn note_timeout(&mut self, parent: Option<usize>) {
+    ///
+    /// A mutant of `len` bytes, over twice its parent's length and longer
+    /// than every entry, timed out because of its length (a super-linear
+    /// target): then the length limit comes down to half that length (not
+    /// below the longest entry) and the parent stays.
+    pub(super) fn note_timeout(&mut self, parent: Option<usize>, len: usize) {
         let now = Instant::now();
         self.recent_timeouts.push_back(now);
         while self.recent_timeouts.front().is_some_and(|&t| now.duration_since(t) > Duration::from_secs(60)) {
@@ -222,6 +227,12 @@ impl Fuzzer {
         }
         let over_budget = self.recent_timeouts.len() as u64 > timeout_budget(self.exec.timeout());
         let Some(p) = parent else { return };
+        let longest = self.longest_entry();
+        if len > MIN_LEN_LIMIT && len > 2 * self.corpus.entries[p].data.len() && len > longest {
+            self.len_limit = self.len_limit.min((len / 2).max(longest).max(MIN_LEN_LIMIT));
+            self.execs_at_last_growth = self.execs;
+            return;
+        }
         let timeout_us = self.exec.timeout().as_micros() as u64;
         let e = &mut self.corpus.entries[p];
         e.timeouts += 1;

@@ -165,6 +165,8 @@ pub struct Fuzzer {
     len_limit: usize,
     execs_at_last_find: u64,
     execs_at_last_growth: u64,
+    /// What mutants cost per byte (length control; see [`batch::LenCost`]).
+    len_cost: batch::LenCost,
     batch_limit: usize,
     /// Whether hitting `--max-procs` was reported (once).
     procs_cap_reported: bool,

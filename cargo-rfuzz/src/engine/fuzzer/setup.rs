@@ -68,6 +68,7 @@ impl Fuzzer {
             len_limit: max_len.min(MIN_LEN_LIMIT),
             execs_at_last_find: 0,
             execs_at_last_growth: 0,
+            len_cost: Default::default(),
             batch_limit: 1,
             procs_cap_reported: false,
             cfg,
