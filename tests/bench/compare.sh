@@ -66,7 +66,8 @@ case "$mode" in
     tools=${TOOLS:-rfuzz,afl}
     cores=${CORES:-0,1}
     work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
+    # KEEP=1 keeps every trial's output directory (the path is printed on stderr).
+    if [ -n "${KEEP:-}" ]; then echo "trial outputs in $work" >&2; else trap 'rm -rf "$work"' EXIT; fi
     IFS=, read -r -a tool_list <<<"$tools"
     IFS=, read -r -a core_list <<<"$cores"
     echo "# cargo-rfuzz vs AFL++ (and libFuzzer) where the bugs are: crashes, hangs, slow inputs"
@@ -96,7 +97,10 @@ case "$mode" in
     # Interleave: the tools' rows of each target together.
     head -n 2 "$work/${tool_list[0]}.md"
     rows=()
-    for t in "${tool_list[@]}"; do rows+=(<(tail -n +3 "$work/$t.md")); done
+    for t in "${tool_list[@]}"; do
+      tail -n +3 "$work/$t.md" >"$work/$t.rows"
+      rows+=("$work/$t.rows")
+    done
     paste -d '\n' "${rows[@]}"
     ;;
   build-only)
