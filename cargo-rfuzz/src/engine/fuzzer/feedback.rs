@@ -300,10 +300,19 @@ impl Fuzzer {
     }
 
     /// AFL's trimming: removes blocks while the path stays the same.
+    ///
+    /// Trimming runs inputs one at a time, at the entry's cost, so it gets a
+    /// share of the run's time ([`TRIM_SHARE`]) and at most [`TRIM_MAX`] per
+    /// entry; past that an entry is queued as trimmed so far. Without the
+    /// budget a target whose long inputs keep finding hit-count buckets
+    /// spends nine tenths of its time trimming them.
     pub(super) fn trim(&mut self, mut data: Vec<u8>, checksum: u64) -> Result<Vec<u8>> {
-        if data.len() < 5 {
+        let allowance = trim_allowance(self.start.elapsed(), self.trim_time);
+        if data.len() < 5 || allowance.is_zero() {
             return Ok(data);
         }
+        let started = Instant::now();
+        let deadline = started + allowance;
         let stage = std::mem::replace(&mut self.stage, "trim");
         let len_p2 = data.len().next_power_of_two();
         let mut remove = (len_p2 / 16).max(4);
@@ -328,15 +337,23 @@ impl Fuzzer {
                 } else {
                     pos += remove;
                 }
-                if self.stopping() {
+                if self.stopping() || Instant::now() >= deadline {
                     break 'outer;
                 }
             }
             remove /= 2;
         }
+        self.trim_time += started.elapsed();
         self.stage = stage;
         Ok(data)
     }
+}
+
+/// How long the next entry's trimming may take, `elapsed` into the run with
+/// `spent` trimming so far: what is left of the run's trimming share, at
+/// most [`TRIM_MAX`].
+pub(super) fn trim_allowance(elapsed: Duration, spent: Duration) -> Duration {
+    (elapsed.mul_f64(TRIM_SHARE) + TRIM_ALLOWANCE).saturating_sub(spent).min(TRIM_MAX)
 }
 
 /// Timeouts per minute an instance accepts before it sets aside the parent
@@ -344,4 +361,24 @@ impl Fuzzer {
 /// take 5% of a minute (3 s) at the current timeout, but at least 6.
 pub(super) fn timeout_budget(timeout: Duration) -> u64 {
     (3_000_000 / timeout.as_micros().max(1) as u64).clamp(6, MAX_TIMEOUTS_PER_MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming_gets_a_tenth_of_the_run_after_a_start_up_allowance() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // At the start: the allowance, one entry at a time.
+        assert_eq!(trim_allowance(s(0), s(0)), TRIM_MAX);
+        assert_eq!(trim_allowance(s(0), ms(1950)), ms(50));
+        assert_eq!(trim_allowance(s(0), s(2)), Duration::ZERO);
+        // Ten minutes in, 62 s of trimming is all it gets.
+        assert_eq!(trim_allowance(s(600), s(61)), s(1).min(TRIM_MAX));
+        assert_eq!(trim_allowance(s(600), ms(61_950)), ms(50));
+        assert_eq!(trim_allowance(s(600), s(62)), Duration::ZERO);
+        assert_eq!(trim_allowance(s(600), s(90)), Duration::ZERO);
+    }
 }

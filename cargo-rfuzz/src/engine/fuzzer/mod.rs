@@ -63,6 +63,13 @@ const MIN_LEN_LIMIT: usize = 64;
 /// Executions without a find, per bit of the length limit, before it grows.
 const LEN_CONTROL: u64 = 100;
 
+/// Share of the run's time that trimming new entries may take, plus a
+/// start-up allowance (the seeds and the first finds are trimmed in full),
+/// and the most one entry's trimming may take.
+const TRIM_SHARE: f64 = 0.1;
+const TRIM_ALLOWANCE: Duration = Duration::from_secs(2);
+const TRIM_MAX: Duration = Duration::from_millis(100);
+
 /// Timeouts of an entry's mutants before it may be set aside.
 const SET_ASIDE_TIMEOUTS: u32 = 3;
 
@@ -168,6 +175,8 @@ pub struct Fuzzer {
     /// What mutants cost per byte (length control; see [`batch::LenCost`]).
     len_cost: batch::LenCost,
     batch_limit: usize,
+    /// Time spent trimming new entries (see [`TRIM_SHARE`]).
+    trim_time: Duration,
     /// Whether hitting `--max-procs` was reported (once).
     procs_cap_reported: bool,
 }

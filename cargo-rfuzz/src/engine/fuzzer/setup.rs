@@ -71,6 +71,7 @@ impl Fuzzer {
             len_cost: Default::default(),
             batch_limit: 1,
             procs_cap_reported: false,
+            trim_time: Duration::ZERO,
             cfg,
         };
         f.write_setup_files()?;
