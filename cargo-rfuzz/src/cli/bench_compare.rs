@@ -253,7 +253,19 @@ impl Bench {
     fn binary(&self, tool: Tool, target: &str) -> PathBuf {
         let b = &self.args.bench_dir;
         match tool {
-            Tool::Rfuzz => b.join("rfuzz/target/rfuzz").join(host_dir()).join("release").join(target),
+            Tool::Rfuzz => {
+                // `cargo rfuzz build` puts the default mode in target/rfuzz, or in
+                // target/rfuzz-no-c where no clang is found to instrument C: the newer
+                // of the two is the last build.
+                let at = |mode: &str| b.join("rfuzz/target").join(mode).join(host_dir()).join("release").join(target);
+                let built = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+                let (with_c, no_c) = (at("rfuzz"), at("rfuzz-no-c"));
+                match (built(&with_c), built(&no_c)) {
+                    (Some(a), Some(n)) if n > a => no_c,
+                    (None, Some(_)) => no_c,
+                    _ => with_c,
+                }
+            }
             Tool::Afl => b.join("afl/target/release").join(target),
             Tool::LibFuzzer => b.join("libfuzzer/target").join(host_dir()).join("release").join(target),
         }

@@ -41,7 +41,14 @@ def host_triple():
 
 def binary(tool, name):
     if tool == "rfuzz":
-        return HERE / "rfuzz/target/rfuzz" / host_triple() / "release" / name
+        # `cargo rfuzz build` puts the default mode in target/rfuzz, or in target/rfuzz-no-c
+        # where no clang is found to instrument C: the newer of the two is the last build.
+        found = [d / host_triple() / "release" / name
+                 for d in (HERE / "rfuzz/target/rfuzz", HERE / "rfuzz/target/rfuzz-no-c")]
+        found = [f for f in found if f.is_file()]
+        if not found:
+            return HERE / "rfuzz/target/rfuzz" / host_triple() / "release" / name
+        return max(found, key=lambda f: f.stat().st_mtime)
     if tool == "afl":
         return HERE / "afl/target/release" / name
     return HERE / "libfuzzer/target" / host_triple() / "release" / name
