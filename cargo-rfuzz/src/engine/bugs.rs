@@ -17,12 +17,16 @@
 //!   faults at varying places inside the C library stays one bug; where no
 //!   frames could be recorded, the faulting instruction's offset.
 //!
-//! Hangs are grouped by site: where the fuzzer's dump request interrupted
-//! the hung run, within [`HANG_SITE_SPAN`] bytes of code.
+//! Hangs are grouped by the function of the user's code the fuzzer's dump
+//! request interrupted (the innermost one, inlined frames included: one
+//! loop is one hang wherever in its body the run was stopped); where the
+//! place has no name in the binary's debug information, by site: the
+//! interrupted instruction, within [`HANG_SITE_SPAN`] bytes of code.
 //!
-//! An instance keeps at most [`FILES_PER_BUG`] files per key: the first, and
-//! later ones only while they are smaller than every file kept so far. Every
-//! occurrence is counted.
+//! An instance keeps at most [`FILES_PER_BUG`] files per crash key: the
+//! first, and later ones only while they are smaller than every file kept
+//! so far; and [`HANG_FILES_PER_BUG`] per hang key (every hang file costs a
+//! confirming run at the long hang timeout). Every occurrence is counted.
 
 use super::executor::{CrashCause, ExitKind};
 use rfuzz::protocol::signature;
@@ -32,6 +36,8 @@ use crate::triage::frames::OUTSIDE_EXECUTABLE;
 
 /// Most files kept per signature (crashes) or site (hangs).
 pub const FILES_PER_BUG: u32 = 3;
+/// Most files kept per hang (function or site).
+pub const HANG_FILES_PER_BUG: u32 = 1;
 /// Interrupted program counters this close together are one hang site (the
 /// instructions of one loop).
 pub const HANG_SITE_SPAN: u64 = 512;
@@ -67,6 +73,11 @@ pub fn signal_key(signal: i32, user_frames: &[String]) -> u64 {
     signature::short_id(signature::hash(&format!("{name}|{}", user_frames.join("|")))) as u64
 }
 
+/// The key of a hang interrupted in the user's function `function`.
+pub fn hang_function_key(function: &str) -> u64 {
+    signature::short_id(signature::hash(&format!("timeout|{function}"))) as u64
+}
+
 /// The `bug:` field of a file name.
 pub fn name_field(key: u64) -> String {
     format!("bug:{key:08x}")
@@ -89,21 +100,34 @@ pub struct Bug {
 }
 
 /// Bugs by key, and the decision which inputs to keep.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BugTable {
     bugs: HashMap<u64, Bug>,
     /// Hang sites seen (interrupted program counters).
     sites: Vec<u64>,
+    /// Most files per key.
+    cap: u32,
+}
+
+impl Default for BugTable {
+    fn default() -> BugTable {
+        BugTable { bugs: HashMap::new(), sites: Vec::new(), cap: FILES_PER_BUG }
+    }
 }
 
 impl BugTable {
+    /// A table of hangs: [`HANG_FILES_PER_BUG`] files per key.
+    pub fn hangs() -> BugTable {
+        BugTable { cap: HANG_FILES_PER_BUG, ..BugTable::default() }
+    }
+
     /// Whether an input of `len` bytes of bug `key` would be kept (without
     /// counting it): the first of its bug, or smaller than all kept, while
-    /// fewer than [`FILES_PER_BUG`] are kept.
+    /// fewer than the table's cap are kept.
     pub fn would_keep(&self, key: u64, len: usize) -> bool {
         match self.bugs.get(&key) {
             None => true,
-            Some(b) => b.files == 0 || (b.files < FILES_PER_BUG && len < b.smallest),
+            Some(b) => b.files == 0 || (b.files < self.cap && len < b.smallest),
         }
     }
 
@@ -134,10 +158,10 @@ impl BugTable {
         self.bugs.is_empty()
     }
 
-    /// Hang sites: distinct interrupted places, or one when hangs were seen
-    /// whose site is unknown (the run did not answer the dump request).
+    /// Distinct hangs seen: functions and sites, the unknown place (the
+    /// run did not answer the dump request) counting as one.
     pub fn hang_sites(&self) -> usize {
-        self.sites.len().max(usize::from(!self.bugs.is_empty()))
+        self.bugs.len()
     }
 
     /// The site of a hang interrupted at `pc`: an already known site within
@@ -163,10 +187,13 @@ impl BugTable {
         site_key(self.hang_site(pc))
     }
 
-    /// Counts a hang file of an earlier run (its name's `site:` field, if
-    /// any) against its site's cap.
-    pub fn restore_hang(&mut self, site: Option<u64>, len: usize) {
-        let key = site_key(site.and_then(|s| self.hang_site(s)));
+    /// Counts a hang file of an earlier run against its key's cap: its
+    /// name's `bug:` field (a function's hang), else its `site:` field.
+    pub fn restore_hang(&mut self, name: &str, len: usize) {
+        let key = match parse_name(name) {
+            Some(key) => key,
+            None => site_key(parse_site(name).and_then(|s| self.hang_site(s))),
+        };
         self.hit(key);
         self.kept(key, len);
     }
@@ -210,6 +237,9 @@ mod tests {
         assert!(!keep(&mut t, 5), "at most FILES_PER_BUG files");
         assert_eq!(t.bugs[&7], Bug { hits: 6, files: 3, smallest: 10 });
         assert_eq!(t.len(), 1);
+        let mut h = BugTable::hangs();
+        assert!(keep(&mut h, 100));
+        assert!(!keep(&mut h, 50), "one file per hang");
     }
 
     #[test]
@@ -242,10 +272,8 @@ mod tests {
         let site = t.hang_site(0x5000).unwrap();
         let name = format!("id:000003,src:000001,time:5,execs:9,op:havoc,{}", site_field(site));
         assert_eq!(parse_site(&name), Some(0x5000));
-        let mut resumed = BugTable::default();
-        for _ in 0..FILES_PER_BUG {
-            resumed.restore_hang(parse_site(&name), 10);
-        }
+        let mut resumed = BugTable::hangs();
+        resumed.restore_hang(&name, 10);
         assert_eq!(resumed.hang_sites(), 1);
         // A hang a few instructions away is the same site: its cap is full.
         let key = resumed.hang_key(0x5020);
@@ -253,5 +281,12 @@ mod tests {
         assert!(!resumed.would_keep(key, 5));
         let other = resumed.hang_key(0x9000);
         assert!(resumed.would_keep(other, 5));
+        // A function's hang: its key is in the name.
+        let key = hang_function_key("cpp_demangle::ast::Substitution::demangle");
+        assert_ne!(key, hang_function_key("cpp_demangle::ast::Name::demangle"));
+        let name = format!("id:000004,src:000001,time:5,execs:9,op:havoc,{}", name_field(key));
+        resumed.restore_hang(&name, 10);
+        assert_eq!(resumed.hang_sites(), 2);
+        assert!(!resumed.would_keep(key, 5));
     }
 }

@@ -298,7 +298,7 @@ fn pick_token<'a>(rng: &mut Rng, src: &Sources<'a>) -> Option<&'a [u8]> {
 /// Repeats a chunk (a token, part of the input, or an opening bracket) tens
 /// to thousands of times: deep nesting, huge repeat counts and long digit
 /// runs are where parsers overflow their stacks or their arithmetic.
-fn repeat_chunk(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
+pub fn repeat_chunk(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
     let len = buf.len();
     let room = src.max_len.saturating_sub(len);
     if room < 2 {
@@ -340,10 +340,11 @@ fn repeat_chunk(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources) -> bool {
     true
 }
 
-/// Applies a stack of `2^(1..=max_stack_pow)` random edits to `buf`;
+/// Applies a stack of `2^(0..=max_stack_pow)` random edits to `buf` (single
+/// edits too: most finds on structured text are one edit away);
 /// returns how many applied.
 pub fn havoc(buf: &mut Vec<u8>, rng: &mut Rng, src: &Sources, max_stack_pow: u32) -> u32 {
-    let stack = 1usize << rng.between(1, max_stack_pow as usize);
+    let stack = 1usize << rng.between(0, max_stack_pow as usize);
     let mut applied = 0;
     let mut tries = 0;
     while applied < stack && tries < stack * 4 {

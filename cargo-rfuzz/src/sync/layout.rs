@@ -135,7 +135,7 @@ pub fn crash_name(id: u32, signal: i32, origin: &Origin, time_ms: u64, execs: u6
     n
 }
 
-/// Name of a hang; `tag` is appended as extra fields (`site:<hex>`).
+/// Name of a hang; `tag` is appended as extra fields (`bug:<8 hex>` or `site:<hex>`).
 pub fn hang_name(id: u32, origin: &Origin, time_ms: u64, execs: u64, tag: Option<&str>) -> String {
     let mut n = format!("id:{id:06},{}", origin_fields(origin, time_ms, execs));
     if let Some(t) = tag {

@@ -58,7 +58,7 @@ pub struct InstanceStats {
     pub total_tmout: u64,
     /// Distinct crash signatures seen ("bugs"; ours only, 0 from AFL++).
     pub crash_signatures: u64,
-    /// Distinct hang sites seen (ours only).
+    /// Distinct hangs seen: looping functions or sites (ours only).
     pub hang_signatures: u64,
     /// Entries set aside because their mutants kept timing out.
     pub corpus_set_aside: u64,

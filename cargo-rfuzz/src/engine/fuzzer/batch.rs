@@ -57,6 +57,121 @@ impl LenCost {
     }
 }
 
+/// When the limit on ordinary mutants (`short_limit`) may grow, in time.
+/// libFuzzer's `-len_control` counts executions only; at hundreds of
+/// thousands of executions a second its quiet stretch passes between any
+/// two finds, so on a target that keeps finding coverage the limit climbs
+/// to the maximum in seconds, entries grow long on hit-count coverage, and
+/// every mutant runs at a fraction of the speed without finding more
+/// (chrono's format parser: half the speed, twice the time to its bug).
+/// Here a stretch is quiet once it is [`LenPace::GAPS`] times longer than
+/// the recent time between finds, and grows the limit one step per
+/// [`LenPace::STEP`] at most (a plateau still doubles it every couple of
+/// seconds). The length limit itself grows as before, and some mutants
+/// repeat a chunk up to it ([`DeepCost`]): nesting bugs need 20k-byte
+/// inputs whatever coverage says.
+#[derive(Debug, Clone)]
+pub(super) struct LenPace {
+    last_find: Instant,
+    last_growth: Instant,
+    /// Moving average of the time between recent finds (s; 0 until two).
+    gap: f64,
+    finds: u32,
+}
+
+impl LenPace {
+    /// A quiet stretch is this many average gaps between finds long...
+    const GAPS: f64 = 4.0;
+    /// ...and at least this long (s).
+    const MIN_QUIET: f64 = 0.1;
+    /// Growth steps are at least this far apart (s).
+    const STEP: f64 = 0.125;
+
+    pub(super) fn new(now: Instant) -> LenPace {
+        LenPace { last_find: now, last_growth: now, gap: 0.0, finds: 0 }
+    }
+
+    /// A new entry was found at `now`.
+    pub(super) fn found(&mut self, now: Instant) {
+        let g = now.saturating_duration_since(self.last_find).as_secs_f64();
+        self.gap = match self.finds {
+            0 => self.gap,
+            1 => g,
+            _ => self.gap + (g - self.gap) / 16.0,
+        };
+        self.finds = self.finds.saturating_add(1);
+        self.last_find = now;
+    }
+
+    /// The limit grew (or was reconsidered) at `now`.
+    pub(super) fn grew(&mut self, now: Instant) {
+        self.last_growth = now;
+    }
+
+    /// Whether the stretch up to `now` is quiet enough to grow the limit.
+    pub(super) fn may_grow(&self, now: Instant) -> bool {
+        let since = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
+        since(self.last_find) >= (Self::GAPS * self.gap).max(Self::MIN_QUIET) && since(self.last_growth) >= Self::STEP
+    }
+}
+
+/// How often a havoc mutant is also a deep one (a chunk repeated up to the
+/// length limit): so that deep mutants take about [`DeepCost::SHARE`] of
+/// the time. They run in batches of their own after the ordinary ones, and
+/// both are timed. On a target that rejects long inputs early (toml's
+/// parser) a deep mutant costs little more than another and one in four is
+/// deep; on a linear one (chrono's format parser) one in tens.
+#[derive(Debug, Clone, Default)]
+pub(super) struct DeepCost {
+    /// (µs, executions) of ordinary and of deep batches, decaying.
+    normal: (f64, f64),
+    deep: (f64, f64),
+}
+
+impl DeepCost {
+    /// Share of the time deep mutants get.
+    const SHARE: f64 = 0.15;
+    /// One in this many before there is a measure.
+    const DEFAULT_ONE_IN: usize = 32;
+    /// Executions of each kind before the measure counts.
+    const MIN_EXECS: f64 = 256.0;
+    /// The measure's memory, in executions of each kind.
+    const MEMORY: f64 = 100_000.0;
+
+    fn add(acc: &mut (f64, f64), us: f64, execs: u64) {
+        acc.0 += us;
+        acc.1 += execs as f64;
+        if acc.1 > Self::MEMORY {
+            let keep = Self::MEMORY / acc.1;
+            acc.0 *= keep;
+            acc.1 *= keep;
+        }
+    }
+
+    /// An ordinary batch of `execs` executions took `us`.
+    pub(super) fn normal(&mut self, us: f64, execs: u64) {
+        Self::add(&mut self.normal, us, execs);
+    }
+
+    /// A deep batch of `execs` executions took `us`.
+    pub(super) fn deep(&mut self, us: f64, execs: u64) {
+        Self::add(&mut self.deep, us, execs);
+    }
+
+    /// One havoc mutant in this many is deep.
+    pub(super) fn one_in(&self) -> usize {
+        let ((nu, nx), (du, dx)) = (self.normal, self.deep);
+        if nx < Self::MIN_EXECS || dx < Self::MIN_EXECS || nu <= 0.0 {
+            return Self::DEFAULT_ONE_IN;
+        }
+        // A deep run costs d ordinary ones: a share p of deep mutants takes
+        // p*d / (1 - p + p*d) of the time, SHARE when 1/p = d*(1 - SHARE)/SHARE + 1.
+        let d = (du / dx) / (nu / nx);
+        let one_in = (d * (1.0 - Self::SHARE) / Self::SHARE + 1.0).round();
+        (one_in as usize).clamp(4, 1024)
+    }
+}
+
 impl Fuzzer {
     /// Sizes batches to take about [`BATCH_TARGET_US`] at the corpus's
     /// average speed.
@@ -95,6 +210,14 @@ impl Fuzzer {
         self.execs_at_last_growth = self.execs;
     }
 
+    /// Raises the limit on ordinary mutants by the same step, up to the
+    /// length limit (see [`LenPace`]).
+    pub(super) fn grow_short_limit(&mut self) {
+        let step = (usize::BITS - self.short_limit.leading_zeros()) as usize;
+        self.short_limit = (self.short_limit + step.max(self.short_limit / 16).max(1)).min(self.len_limit);
+        self.len_pace.grew(Instant::now());
+    }
+
     /// Whether longer inputs pay for what they cost: entries in the upper
     /// half of the length limit may cost more than the shorter ones in
     /// proportion to their length or to their coverage (twice that, for
@@ -127,10 +250,43 @@ impl Fuzzer {
         self.corpus.entries.iter().filter(|e| !e.disabled).map(|e| e.data.len()).max().unwrap_or(0)
     }
 
-    /// Runs the pending batch, then does the periodic work.
+    /// Keeps a deep mutant for the deep batch that follows the next
+    /// ordinary one (see [`DeepCost`]).
+    pub(super) fn push_deep(&mut self, buf: &[u8], op: Op) {
+        if let Op::Mutant { src, .. } = op {
+            self.corpus.entries[src].mutants += 1;
+        }
+        self.deep.push((buf.to_vec(), op));
+    }
+
+    /// Runs the pending batch and the deep mutants, timing each, then does
+    /// the periodic work.
     pub(super) fn flush(&mut self) -> Result<()> {
         if !self.ops.is_empty() {
+            let (started, execs) = (Instant::now(), self.execs);
             self.run_batch()?;
+            self.deep_cost.normal(started.elapsed().as_secs_f64() * 1e6, self.execs - execs);
+        }
+        if !self.deep.is_empty() {
+            self.exec.batch_clear();
+            self.ops.clear();
+            let deep = std::mem::take(&mut self.deep);
+            let (started, execs) = (Instant::now(), self.execs);
+            for (buf, op) in deep {
+                if !self.exec.batch_push(&buf) {
+                    self.run_batch()?;
+                    self.exec.batch_clear();
+                    self.ops.clear();
+                    if !self.exec.batch_push(&buf) {
+                        continue;
+                    }
+                }
+                self.ops.push(op);
+            }
+            if !self.ops.is_empty() {
+                self.run_batch()?;
+            }
+            self.deep_cost.deep(started.elapsed().as_secs_f64() * 1e6, self.execs - execs);
         }
         // Nothing new for a while at this length: let inputs grow.
         let log = (usize::BITS - self.len_limit.leading_zeros()) as u64;
@@ -149,6 +305,11 @@ impl Fuzzer {
                 self.execs_at_last_growth = self.execs;
             }
         }
+        let now = Instant::now();
+        if self.short_limit < self.len_limit && self.len_pace.may_grow(now) {
+            self.grow_short_limit();
+        }
+        self.short_limit = self.short_limit.min(self.len_limit);
         self.exec.batch_clear();
         self.ops.clear();
         self.housekeeping()
@@ -247,7 +408,60 @@ impl Fuzzer {
 
 #[cfg(test)]
 mod tests {
-    use super::LenCost;
+    use super::{DeepCost, LenCost, LenPace};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn deep_mutants_get_a_share_of_the_time_by_what_they_cost() {
+        let mut c = DeepCost::default();
+        assert_eq!(c.one_in(), DeepCost::DEFAULT_ONE_IN, "no measure yet");
+        // As costly as the others: 15% of them.
+        c.normal(1000.0, 1000);
+        c.deep(1000.0, 1000);
+        assert_eq!(c.one_in(), 7);
+        // Twenty times as costly: one in 114 takes 15% of the time.
+        let mut c = DeepCost::default();
+        c.normal(1000.0, 1000);
+        c.deep(20_000.0, 1000);
+        assert_eq!(c.one_in(), 114);
+        // Cheaper (rejected early): no more than one in four.
+        let mut c = DeepCost::default();
+        c.normal(1000.0, 1000);
+        c.deep(100.0, 1000);
+        assert_eq!(c.one_in(), 4);
+        // The measure follows the target as it changes.
+        for _ in 0..100 {
+            c.normal(1000.0, 1000);
+            c.deep(20_000.0, 1000);
+        }
+        assert!((100..130).contains(&c.one_in()), "{}", c.one_in());
+    }
+
+    #[test]
+    fn length_grows_in_quiet_stretches_measured_against_recent_finds() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = LenPace::new(t0);
+        assert!(!p.may_grow(at(50)), "not before the shortest quiet stretch");
+        assert!(!p.may_grow(at(100)), "nor within a step of the start");
+        assert!(p.may_grow(at(125)));
+        // Finds every 10 ms: a stretch of 4 gaps, never less than 100 ms.
+        for ms in (10..=500).step_by(10) {
+            p.found(at(ms));
+        }
+        assert!(!p.may_grow(at(590)), "still finding");
+        assert!(p.may_grow(at(600)));
+        p.grew(at(600));
+        assert!(!p.may_grow(at(700)), "steps are spaced");
+        assert!(p.may_grow(at(725)));
+        // Finds every 2 s: growth waits for 8 s without one.
+        let mut p = LenPace::new(t0);
+        for s in 1..=20u64 {
+            p.found(at(s * 2000));
+        }
+        assert!(!p.may_grow(at(40_000 + 7_900)));
+        assert!(p.may_grow(at(40_000 + 8_000)));
+    }
 
     /// Windows of `len`-byte inputs on a target costing `cost(len)` µs each.
     fn feed(c: &mut LenCost, len: f64, cost: impl Fn(f64) -> f64) {

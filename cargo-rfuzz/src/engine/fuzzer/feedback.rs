@@ -90,6 +90,16 @@ impl Fuzzer {
                 if new == NewBits::None {
                     return Ok(false);
                 }
+                // A deep mutant's new hit counts (a longer repeat) are seen,
+                // not queued: entries thousands of bytes long on hit counts
+                // alone make every later mutant slow (see `batch::LenPace`).
+                // At the length limit they still let the limit grow.
+                if new == NewBits::Counts && matches!(&origin, Origin::Mutation { op, .. } if op == DEEP_OP) {
+                    if input.len() * 10 >= self.len_limit * 9 {
+                        self.grow_len_limit();
+                    }
+                    return Ok(false);
+                }
                 let first = map.to_vec();
                 let depth = parent.map_or(0, |p| self.corpus.entries[p].depth + 1);
                 let imported = matches!(origin, Origin::Sync { .. });
@@ -104,9 +114,13 @@ impl Fuzzer {
                     self.corpus_found += 1;
                     self.last_find = unix_now();
                     self.execs_at_last_find = self.execs;
+                    self.len_pace.found(Instant::now());
                     // Inputs at the length limit still find coverage: allow longer ones.
                     if input.len() * 10 >= self.len_limit * 9 {
                         self.grow_len_limit();
+                    }
+                    if input.len() * 10 >= self.short_limit * 9 {
+                        self.grow_short_limit();
                     }
                 }
                 Ok(true)
@@ -243,8 +257,8 @@ impl Fuzzer {
         }
     }
 
-    /// Saves a timed-out input if it is worth a file: the first few of its
-    /// site (where the hung run was interrupted; see [`bugs`]) or, through a
+    /// Saves a timed-out input if it is worth a file: the first of its
+    /// function or site (where the hung run was interrupted; see [`bugs`]) or, through a
     /// protocol that cannot tell the site, new coverage. Only then is it
     /// confirmed with the longer hang timeout, so a known hang costs one
     /// timeout and nothing more.
@@ -254,10 +268,23 @@ impl Fuzzer {
         let death = self.exec.death_info();
         let (map, _) = self.exec.map_and_virgin();
         coverage::classify(map);
+        let mut function_key = None;
         let key = match death {
             Some(d) => {
-                site = self.hang_bugs.hang_site(d.fault_pc);
-                let key = bugs::site_key(site);
+                // The interrupted function of the user's code (the recorded
+                // stack where there is one, else the interrupted instruction).
+                let stack = if d.frames.is_empty() { vec![d.fault_pc] } else { d.frames.clone() };
+                let function = self.frame_namer.user_frames(&stack, 1).pop();
+                let key = match function {
+                    Some(f) => {
+                        function_key = Some(bugs::hang_function_key(&f));
+                        function_key.unwrap()
+                    }
+                    None => {
+                        site = self.hang_bugs.hang_site(d.fault_pc);
+                        bugs::site_key(site)
+                    }
+                };
                 self.hang_bugs.hit(key);
                 if !self.hang_bugs.would_keep(key, input.len()) {
                     return Ok(false);
@@ -289,7 +316,7 @@ impl Fuzzer {
         if self.next_hang_id == 0 {
             self.write_readme(&hangs, "hangs")?;
         }
-        let tag = site.map(bugs::site_field);
+        let tag = function_key.map(bugs::name_field).or(site.map(bugs::site_field));
         let name = layout::hang_name(self.next_hang_id, origin, self.elapsed_ms(), self.total_execs(), tag.as_deref());
         layout::write_atomic(&hangs.join(name), input)?;
         self.hang_bugs.kept(key, input.len());

@@ -63,6 +63,11 @@ const MIN_LEN_LIMIT: usize = 64;
 /// Executions without a find, per bit of the length limit, before it grows.
 const LEN_CONTROL: u64 = 100;
 
+/// The operation name of a deep mutant, one that also repeats a chunk up to
+/// the length limit (ordinary mutants stay within the short limit; see
+/// [`batch::DeepCost`]), in queue and crash file names.
+const DEEP_OP: &str = "havoc-deep";
+
 /// Share of the run's time that trimming new entries may take, plus a
 /// start-up allowance (the seeds and the first finds are trimmed in full),
 /// and the most one entry's trimming may take.
@@ -74,7 +79,7 @@ const TRIM_MAX: Duration = Duration::from_millis(100);
 const SET_ASIDE_TIMEOUTS: u32 = 3;
 
 /// Most timeouts per minute before every further one sets its parent aside.
-const MAX_TIMEOUTS_PER_MIN: u64 = 60;
+const MAX_TIMEOUTS_PER_MIN: u64 = 150;
 
 /// Built-in seeds when no seed corpus is given.
 const BUILTIN_SEEDS: [&[u8]; 2] = [b"0123456789abcdef", b"\n"];
@@ -140,6 +145,10 @@ pub struct Fuzzer {
     ui: Ui,
     buf: Vec<u8>,
     ops: Vec<Op>,
+    /// Deep mutants waiting for their own batch (see [`batch::DeepCost`]).
+    deep: Vec<(Vec<u8>, Op)>,
+    /// What deep mutants cost against the others.
+    deep_cost: batch::DeepCost,
     // Statistics.
     start: Instant,
     start_unix: u64,
@@ -168,12 +177,18 @@ pub struct Fuzzer {
     next_plot: Instant,
     hang_timeout: Duration,
     max_len: usize,
-    /// Current limit on mutant length (grows, see `grow_len_limit`).
+    /// Current limit on mutant length (grows, see `grow_len_limit`): what
+    /// the repeated-chunk mutation of a deep mutant may reach.
     len_limit: usize,
+    /// Current limit on ordinary mutants (at most `len_limit`; grows in
+    /// quiet stretches, see [`batch::LenPace`]).
+    short_limit: usize,
     execs_at_last_find: u64,
     execs_at_last_growth: u64,
     /// What mutants cost per byte (length control; see [`batch::LenCost`]).
     len_cost: batch::LenCost,
+    /// When the length limit may grow (see [`batch::LenPace`]).
+    len_pace: batch::LenPace,
     batch_limit: usize,
     /// Time spent trimming new entries (see [`TRIM_SHARE`]).
     trim_time: Duration,
@@ -229,6 +244,7 @@ impl Fuzzer {
         // Mutants not run yet are dropped; nothing was learned from them.
         self.exec.batch_clear();
         self.ops.clear();
+        self.deep.clear();
         self.stage = "stopped";
         // A last import, so nothing peers found in their final seconds is lost.
         stopped(self.sync_now())?;

@@ -28,7 +28,7 @@ impl Fuzzer {
             virgin_crash: vec![0xff; map_size],
             virgin_tmout: vec![0xff; map_size],
             crash_bugs: BugTable::default(),
-            hang_bugs: BugTable::default(),
+            hang_bugs: BugTable::hangs(),
             frame_namer: crate::triage::frames::FrameNamer::new(&cfg.target.binary),
             recent_timeouts: std::collections::VecDeque::new(),
             var_bytes: vec![false; map_size],
@@ -38,6 +38,8 @@ impl Fuzzer {
             ui,
             buf: Vec::new(),
             ops: Vec::new(),
+            deep: Vec::new(),
+            deep_cost: Default::default(),
             start: now,
             start_unix: unix_now(),
             execs: 0,
@@ -66,9 +68,11 @@ impl Fuzzer {
             hang_timeout: initial_timeout.max(DEFAULT_TIMEOUT),
             max_len,
             len_limit: max_len.min(MIN_LEN_LIMIT),
+            short_limit: max_len.min(MIN_LEN_LIMIT),
             execs_at_last_find: 0,
             execs_at_last_growth: 0,
             len_cost: Default::default(),
+            len_pace: batch::LenPace::new(Instant::now()),
             batch_limit: 1,
             procs_cap_reported: false,
             trim_time: Duration::ZERO,
@@ -126,12 +130,13 @@ impl Fuzzer {
                 self.crash_bugs.kept(key, len);
             }
         }
-        // Hang files of earlier runs count against their site's cap (their
-        // names carry the site; older ones count as of an unknown site).
+        // Hang files of earlier runs count against their hang's cap (their
+        // names carry the function's key or the site; older ones count as
+        // of an unknown site).
         let hangs = self.dir.join(layout::HANGS);
         for (_, name) in layout::list_entries(&hangs) {
             let len = std::fs::symlink_metadata(hangs.join(&name)).map_or(0, |m| m.len() as usize);
-            self.hang_bugs.restore_hang(bugs::parse_site(&name), len);
+            self.hang_bugs.restore_hang(&name, len);
         }
         if let Some(old) = layout::read_stats(&self.dir.join(layout::FUZZER_STATS)) {
             let old = InstanceStats::from_fuzzer_stats(&self.cfg.id, &old);
@@ -169,6 +174,7 @@ impl Fuzzer {
         self.cycle_left = self.corpus.entries.len();
         let longest = self.corpus.entries.iter().map(|e| e.data.len()).max().unwrap_or(0);
         self.len_limit = longest.clamp(MIN_LEN_LIMIT, self.max_len.max(1));
+        self.short_limit = self.len_limit;
         self.update_batch_limit();
         Ok(())
     }

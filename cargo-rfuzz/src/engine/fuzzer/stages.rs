@@ -44,7 +44,7 @@ impl Fuzzer {
         let result = (|| {
             loop {
                 let name = det.op_name();
-                if self.stopping() || !det.next(&data, &mut buf, self.len_limit.max(data.len())) {
+                if self.stopping() || !det.next(&data, &mut buf, self.short_limit.max(data.len())) {
                     return Ok(());
                 }
                 self.push_mutant(&buf, Op::Mutant { src: idx, name, rep: 0, other: None })?;
@@ -123,7 +123,7 @@ impl Fuzzer {
                 user_dict: &self.user_dict,
                 auto_dict: &self.auto_dict,
                 other: other_data.as_deref(),
-                max_len: self.len_limit.max(parent.len()).min(self.max_len),
+                max_len: self.short_limit.max(parent.len()).min(self.max_len),
             };
             let (mut name, mut other) = ("havoc", None);
             let spliced = match &other_data {
@@ -147,6 +147,15 @@ impl Fuzzer {
             {
                 rep += 1;
                 name = "havoc-utf8";
+            }
+            // Now and then a chunk repeated up to the length limit (see
+            // `batch::LenPace`), run in a batch of its own (`batch::DeepCost`).
+            if self.len_limit > src.max_len && self.rng.one_in(self.deep_cost.one_in()) {
+                let deep = Sources { max_len: self.len_limit.max(parent.len()).min(self.max_len), ..src };
+                if mutator::repeat_chunk(&mut buf, &mut self.rng, &deep) {
+                    self.push_deep(&buf, Op::Mutant { src: idx, name: DEEP_OP, rep: rep + 1, other });
+                    continue;
+                }
             }
             result = self.push_mutant(&buf, Op::Mutant { src: idx, name, rep, other });
             if result.is_err() {
