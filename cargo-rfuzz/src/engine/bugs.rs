@@ -97,6 +97,10 @@ pub struct Bug {
     pub files: u32,
     /// Length of the smallest file kept.
     pub smallest: usize,
+    /// Hangs only: confirmations that ended before the hang timeout (a slow
+    /// input, not a hang), and `hits` at the last of them.
+    pub slow: u32,
+    pub hits_at_slow: u64,
 }
 
 /// Bugs by key, and the decision which inputs to keep.
@@ -129,6 +133,24 @@ impl BugTable {
             None => true,
             Some(b) => b.files == 0 || (b.files < self.cap && len < b.smallest),
         }
+    }
+
+    /// Whether a timeout of hang `key` is worth its confirmation run: yes,
+    /// unless confirmations of the key ended before the hang timeout (slow
+    /// inputs, not hangs; each cost up to the hang timeout); after `k` of
+    /// those, only once 2^k more timeouts of the key came.
+    pub fn may_confirm(&self, key: u64) -> bool {
+        match self.bugs.get(&key) {
+            None => true,
+            Some(b) => b.slow == 0 || b.hits - b.hits_at_slow >= 1u64 << b.slow.min(32),
+        }
+    }
+
+    /// Records that a confirmation of hang `key` ended before the hang timeout.
+    pub fn confirmed_slow(&mut self, key: u64) {
+        let b = self.bugs.entry(key).or_default();
+        b.slow += 1;
+        b.hits_at_slow = b.hits;
     }
 
     /// Whether a file of bug `key` was kept.
@@ -235,7 +257,7 @@ mod tests {
         assert!(keep(&mut t, 50));
         assert!(keep(&mut t, 10));
         assert!(!keep(&mut t, 5), "at most FILES_PER_BUG files");
-        assert_eq!(t.bugs[&7], Bug { hits: 6, files: 3, smallest: 10 });
+        assert_eq!(t.bugs[&7], Bug { hits: 6, files: 3, smallest: 10, ..Bug::default() });
         assert_eq!(t.len(), 1);
         let mut h = BugTable::hangs();
         assert!(keep(&mut h, 100));
@@ -251,6 +273,30 @@ mod tests {
         assert_ne!(segv(0x1000), segv(0x2000));
         assert_eq!(segv(0x1000), segv(0x1000));
         assert_ne!(crash_key(ExitKind::Oom, 0, 0), crash_key(panic, 0, 0));
+    }
+
+    #[test]
+    fn a_hang_whose_confirmations_end_early_is_confirmed_ever_more_rarely() {
+        let mut t = BugTable::hangs();
+        t.hit(7);
+        assert!(t.may_confirm(7));
+        t.confirmed_slow(7);
+        // Then at the 2nd, 4th, 8th timeout after each early end.
+        let mut confirmed_at = Vec::new();
+        for n in 1..=16 {
+            t.hit(7);
+            if t.may_confirm(7) {
+                confirmed_at.push(n);
+                t.confirmed_slow(7);
+            }
+        }
+        assert_eq!(confirmed_at, [2, 6, 14]);
+        // Another key is not affected, nor a key whose confirmation hung.
+        t.hit(8);
+        assert!(t.may_confirm(8));
+        t.kept(8, 10);
+        t.hit(8);
+        assert!(t.may_confirm(8));
     }
 
     #[test]

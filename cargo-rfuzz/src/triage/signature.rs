@@ -194,7 +194,50 @@ pub(crate) fn is_plumbing(func: &str) -> bool {
         "__restore_rt",
     ];
     const EXACT: &[&str] = &["main", "abort", "raise", "gsignal", "<unknown>", "__clone", "__clone3", "start_thread"];
-    PREFIXES.iter().any(|p| func.starts_with(p)) || EXACT.contains(&func)
+    PREFIXES.iter().any(|p| func.starts_with(p)) || EXACT.contains(&func) || is_primitive_method(func)
+}
+
+/// A standard library method of a primitive type, slice or pointer, as a
+/// symboliser names it: `<u64>::wrapping_add`, `<[u8]>::len`,
+/// `<*const T>::add`, `<u32 as core::ops::Add>::add`. (A hang in a loop
+/// around `x.wrapping_add(1)` was keyed by whichever of these two names the
+/// interrupted instruction had.) A user's trait on a primitive stays:
+/// `<u64 as my_crate::Trait>::f`.
+fn is_primitive_method(func: &str) -> bool {
+    const PRIMITIVES: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize", "f32", "f64", "bool",
+        "char", "str",
+    ];
+    let Some(ty) = func.strip_prefix('<') else { return false };
+    let ty = ty.trim_start_matches('&').trim_start_matches("mut ");
+    let ty = ty.strip_prefix("*const ").or_else(|| ty.strip_prefix("*mut ")).unwrap_or(ty);
+    // What follows the type: `>::method` or ` as Trait>::method`.
+    let after = if let Some(slice) = ty.strip_prefix('[') {
+        // The element type may itself hold brackets: find the matching one.
+        let mut depth = 1usize;
+        let Some(end) = slice.char_indices().find_map(|(i, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(i)
+        }) else {
+            return false;
+        };
+        &slice[end + 1..]
+    } else {
+        match PRIMITIVES.iter().find(|p| ty.starts_with(*p) && ty[p.len()..].starts_with(['>', ' '])) {
+            Some(p) => &ty[p.len()..],
+            None if func.starts_with("<*const ") || func.starts_with("<*mut ") => {
+                // A raw pointer to any type: its methods are core's.
+                return ty.contains(">::") && !ty.contains(" as ");
+            }
+            None => return false,
+        }
+    };
+    after.starts_with(">::")
+        || ["core::", "std::", "alloc::"].iter().any(|c| after.strip_prefix(" as ").is_some_and(|t| t.starts_with(c)))
 }
 
 /// Drops a symbol's trailing `::h0123456789abcdef` hash.
@@ -223,6 +266,33 @@ fn frames(stderr: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn standard_methods_of_primitive_types_are_plumbing_user_traits_are_not() {
+        for f in [
+            "<u64>::wrapping_add",
+            "<[u8]>::len",
+            "<[[u8; 4]]>::iter",
+            "<str>::find",
+            "<&str>::len",
+            "<*const u8>::add",
+            "<*mut my_crate::Node>::offset",
+            "<u32 as core::ops::arith::Add>::add",
+            "<usize as core::iter::range::Step>::forward_unchecked",
+        ] {
+            assert!(is_plumbing(f), "{f}");
+        }
+        for f in [
+            "planted::loop_near",
+            "<u64 as my_crate::Checksum>::sum",
+            "<[u8] as my_crate::Parse>::parse",
+            "<my_crate::Parser>::next",
+            "<usizes::Thing>::f",
+            "<my_crate::Parser as core::iter::Iterator>::next",
+        ] {
+            assert!(!is_plumbing(f), "{f}");
+        }
+    }
 
     const PANIC: &str = "rfuzz: running crashes/id:000000 (9 bytes)\n\
         panicked at planted/src/lib.rs:12:9:\n\

@@ -64,7 +64,7 @@ impl Fuzzer {
         // Trimmed before it is written: a queue file never changes once a
         // peer (or a resumed run) may have read it. Imports were trimmed by
         // the instance that found them.
-        if !tc.var_behavior && tc.imported_from.is_none() {
+        if !tc.var_behavior && tc.imported_from.is_none() && trimmed_when_queued(&origin, self.start.elapsed()) {
             tc.data = self.trim(std::mem::take(&mut tc.data), tc.checksum)?;
         }
         layout::write_atomic(&self.corpus.queue_dir.join(&name), &tc.data)?;
@@ -115,12 +115,13 @@ impl Fuzzer {
                     self.last_find = unix_now();
                     self.execs_at_last_find = self.execs;
                     self.len_pace.found(Instant::now());
-                    // Inputs at the length limit still find coverage: allow longer ones.
+                    // Inputs at the length limit still find coverage: allow
+                    // longer ones. The short limit grows only in quiet
+                    // stretches (`batch::LenPace`): on a target whose finds
+                    // never stop, finds near it raised it every few
+                    // milliseconds, and entries grew ten times AFL++'s.
                     if input.len() * 10 >= self.len_limit * 9 {
                         self.grow_len_limit();
-                    }
-                    if input.len() * 10 >= self.short_limit * 9 {
-                        self.grow_short_limit();
                     }
                 }
                 Ok(true)
@@ -264,6 +265,10 @@ impl Fuzzer {
     /// timeout and nothing more.
     pub(super) fn save_hang(&mut self, input: &[u8], origin: &Origin) -> Result<bool> {
         self.total_tmout += 1;
+        // A timeout gets its confirmation run only while confirmations are
+        // within their share of the time, and while its key's confirmations
+        // did not keep ending early (see `BugTable::may_confirm`).
+        let in_budget = confirm_allowed(self.start.elapsed(), self.confirm_time, self.hang_timeout);
         let mut site = None;
         let death = self.exec.death_info();
         let (map, _) = self.exec.map_and_virgin();
@@ -286,17 +291,19 @@ impl Fuzzer {
                     }
                 };
                 self.hang_bugs.hit(key);
-                if !self.hang_bugs.would_keep(key, input.len()) {
+                if !(self.hang_bugs.would_keep(key, input.len()) && in_budget && self.hang_bugs.may_confirm(key)) {
                     return Ok(false);
                 }
                 coverage::update_virgin(map, &mut self.virgin_tmout);
                 key
             }
             None => {
-                if coverage::update_virgin(map, &mut self.virgin_tmout) == NewBits::None {
+                let key = bugs::crash_key(ExitKind::Timeout, 0, 0);
+                if !(in_budget && self.hang_bugs.may_confirm(key))
+                    || coverage::update_virgin(map, &mut self.virgin_tmout) == NewBits::None
+                {
                     return Ok(false);
                 }
-                let key = bugs::crash_key(ExitKind::Timeout, 0, 0);
                 self.hang_bugs.hit(key);
                 key
             }
@@ -304,12 +311,18 @@ impl Fuzzer {
         // Confirm with the longer hang timeout, as AFL++ does.
         let normal = self.exec.timeout();
         self.exec.set_timeout(self.hang_timeout);
+        let started = Instant::now();
         let again = self.exec.run_one(input);
+        self.confirm_time += started.elapsed();
         self.exec.set_timeout(normal);
         self.execs += 1;
         match again? {
             ExitKind::Timeout => {}
-            ExitKind::Ok => return Ok(false),
+            ExitKind::Ok => {
+                // Slow, not hung: its key is confirmed ever more rarely.
+                self.hang_bugs.confirmed_slow(key);
+                return Ok(false);
+            }
             kind => return self.save_crash(input, kind, origin),
         }
         let hangs = self.dir.join(layout::HANGS);
@@ -376,6 +389,21 @@ impl Fuzzer {
     }
 }
 
+/// Whether a hang confirmation may start `elapsed` into the run with `spent`
+/// confirming so far: under [`CONFIRM_SHARE`] of the run plus one hang
+/// timeout (the first is always confirmed). A demangler's slow inputs
+/// (0.1-1 s each, every one a timeout at 20 ms) took half of a 300-s run
+/// in confirmations without this.
+pub(super) fn confirm_allowed(elapsed: Duration, spent: Duration, hang_timeout: Duration) -> bool {
+    spent < elapsed.mul_f64(CONFIRM_SHARE) + hang_timeout
+}
+
+/// Whether a new entry from `origin`, found `elapsed` into the run, is
+/// trimmed before it is queued: seeds always, finds from [`TRIM_FROM`] on.
+pub(super) fn trimmed_when_queued(origin: &Origin, elapsed: Duration) -> bool {
+    !matches!(origin, Origin::Mutation { .. }) || elapsed >= TRIM_FROM
+}
+
 /// How long the next entry's trimming may take, `elapsed` into the run with
 /// `spent` trimming so far: what is left of the run's trimming share, at
 /// most [`TRIM_MAX`].
@@ -393,6 +421,27 @@ pub(super) fn timeout_budget(timeout: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hang_confirmations_get_a_twentieth_of_the_run_after_the_first() {
+        let (s, ms) = (Duration::from_secs, Duration::from_millis);
+        assert!(confirm_allowed(s(0), s(0), s(1)));
+        assert!(!confirm_allowed(s(0), s(1), s(1)));
+        assert!(confirm_allowed(s(20), s(1), s(1)));
+        assert!(confirm_allowed(s(100), ms(5_900), s(1)));
+        assert!(!confirm_allowed(s(100), s(6), s(1)));
+    }
+
+    #[test]
+    fn early_finds_are_queued_untrimmed_but_seeds_are_trimmed() {
+        let seed = Origin::Seed { orig: "a".into() };
+        let find = Origin::Mutation { src: vec![0], op: "havoc".into(), rep: 1 };
+        assert!(trimmed_when_queued(&seed, Duration::ZERO));
+        assert!(!trimmed_when_queued(&find, Duration::ZERO));
+        assert!(!trimmed_when_queued(&find, TRIM_FROM - Duration::from_millis(1)));
+        assert!(trimmed_when_queued(&find, TRIM_FROM));
+        assert!(trimmed_when_queued(&find, Duration::from_secs(600)));
+    }
 
     #[test]
     fn trimming_gets_a_tenth_of_the_run_after_a_start_up_allowance() {

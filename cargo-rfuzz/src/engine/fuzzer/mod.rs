@@ -42,8 +42,11 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Runs per calibration of a new entry (more when coverage varies).
-const CAL_CYCLES: usize = 8;
+/// Runs per calibration of a new entry (more when coverage varies): AFL++'s
+/// fast calibration. Calibration runs one input at a time, and in the first
+/// second, when finds come every few hundred executions, 8 runs each took
+/// a quarter of the time.
+const CAL_CYCLES: usize = 3;
 const CAL_CYCLES_LONG: usize = 40;
 /// Havoc iterations per 100 points of performance score.
 const HAVOC_CYCLES: f64 = 256.0;
@@ -74,6 +77,14 @@ const DEEP_OP: &str = "havoc-deep";
 const TRIM_SHARE: f64 = 0.1;
 const TRIM_ALLOWANCE: Duration = Duration::from_secs(2);
 const TRIM_MAX: Duration = Duration::from_millis(100);
+/// Finds in the run's first seconds are queued untrimmed (seeds are still
+/// trimmed): they come every few hundred executions, are no longer than the
+/// short limit, and trimming them one run at a time cost more than it saved.
+const TRIM_FROM: Duration = Duration::from_secs(2);
+
+/// Share of the run's time that confirming hangs (runs at the hang timeout)
+/// may take, after the first confirmation.
+const CONFIRM_SHARE: f64 = 0.05;
 
 /// Timeouts of an entry's mutants before it may be set aside.
 const SET_ASIDE_TIMEOUTS: u32 = 3;
@@ -192,6 +203,8 @@ pub struct Fuzzer {
     batch_limit: usize,
     /// Time spent trimming new entries (see [`TRIM_SHARE`]).
     trim_time: Duration,
+    /// Time spent confirming hangs (see [`CONFIRM_SHARE`]).
+    confirm_time: Duration,
     /// Whether hitting `--max-procs` was reported (once).
     procs_cap_reported: bool,
 }

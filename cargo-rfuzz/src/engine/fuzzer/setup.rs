@@ -76,6 +76,7 @@ impl Fuzzer {
             batch_limit: 1,
             procs_cap_reported: false,
             trim_time: Duration::ZERO,
+            confirm_time: Duration::ZERO,
             cfg,
         };
         f.write_setup_files()?;
