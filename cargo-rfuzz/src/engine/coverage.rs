@@ -82,6 +82,21 @@ pub fn update_virgin(trace: &[u8], virgin: &mut [u8]) -> NewBits {
     ret
 }
 
+/// What a classified map would add to `virgin`, without updating it.
+pub fn new_bits(trace: &[u8], virgin: &[u8]) -> NewBits {
+    let mut ret = NewBits::None;
+    for (t, v) in trace.chunks_exact(8).zip(virgin.chunks_exact(8)) {
+        if load(t) & load(v) == 0 {
+            continue;
+        }
+        if t.iter().zip(v).any(|(&tb, &vb)| tb != 0 && vb == 0xff) {
+            return NewBits::Edges;
+        }
+        ret = NewBits::Counts;
+    }
+    ret
+}
+
 /// Whether a classified map has any bit still set in `virgin` (no update).
 pub fn has_new_bits(trace: &[u8], virgin: &[u8]) -> bool {
     trace.chunks_exact(8).zip(virgin.chunks_exact(8)).any(|(t, v)| load(t) & load(v) != 0)
@@ -137,6 +152,25 @@ pub fn edges(map: &[u8]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_bits_says_what_update_virgin_would_and_leaves_virgin_alone() {
+        let mut virgin = vec![0xffu8; 16];
+        let mut first = vec![0u8; 16];
+        first[3] = 4;
+        assert_eq!(new_bits(&first, &virgin), NewBits::Edges);
+        assert_eq!(virgin, vec![0xffu8; 16], "new_bits does not update");
+        assert_eq!(update_virgin(&first, &mut virgin), NewBits::Edges);
+        assert_eq!(new_bits(&first, &virgin), NewBits::None);
+        let mut more = first.clone();
+        more[3] = 8; // another bucket of a known edge
+        assert_eq!(new_bits(&more, &virgin), NewBits::Counts);
+        more[12] = 1; // and an edge never seen
+        assert_eq!(new_bits(&more, &virgin), NewBits::Edges);
+        let before = virgin.clone();
+        assert_eq!(new_bits(&more, &virgin), update_virgin(&more, &mut virgin.clone()));
+        assert_eq!(virgin, before);
+    }
 
     #[test]
     fn classify_uses_afl_buckets() {

@@ -139,6 +139,9 @@ pub struct Fuzzer {
     auto_dict: Dictionary,
     virgin_crash: Vec<u8>,
     virgin_tmout: Vec<u8>,
+    /// Hit counts deep mutants reached that are kept out of the main virgin
+    /// map (with `--cmp-progress` only, see `feedback::handle`).
+    virgin_deep: Vec<u8>,
     /// Crash signatures seen, and the files kept per signature.
     crash_bugs: BugTable,
     /// Hang sites seen, and the files kept per site.

@@ -27,6 +27,7 @@ impl Fuzzer {
             auto_dict,
             virgin_crash: vec![0xff; map_size],
             virgin_tmout: vec![0xff; map_size],
+            virgin_deep: vec![0xff; map_size],
             crash_bugs: BugTable::default(),
             hang_bugs: BugTable::hangs(),
             frame_namer: crate::triage::frames::FrameNamer::new(&cfg.target.binary),
