@@ -264,9 +264,20 @@ def reclassify(work):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def report_table(work, tools=None):
+def report_table(works, tools=None, merge=None):
+    """The table of one or more campaign directories. Trials of several directories are pooled
+    by tool label; `merge` maps labels onto others first (e.g. a variant's label onto `rfuzz`)."""
     bugs = load_bugs()
-    rows = [json.loads(line) for line in (Path(work) / "results.jsonl").read_text().splitlines() if line]
+    if isinstance(works, (str, Path)):
+        works = [works]
+    rows = []
+    for work in works:
+        path = Path(work) / "results.jsonl"
+        if not path.is_file():
+            sys.exit(f"error: {path} not found: give a directory written by `run.sh fuzz --out`")
+        rows += [json.loads(line) for line in path.read_text().splitlines() if line]
+    for r in rows:
+        r["tool"] = (merge or {}).get(r["tool"], r["tool"])
     labels = []
     for r in rows:
         if r["tool"] not in labels and (tools is None or r["tool"] in tools):
@@ -300,7 +311,7 @@ def report_table(work, tools=None):
 def main():
     ap = argparse.ArgumentParser(prog="run.sh")
     ap.add_argument("mode", choices=["check", "fuzz", "report"])
-    ap.add_argument("dir", nargs="?")
+    ap.add_argument("dir", nargs="*", help="report: one or more --out directories, pooled")
     ap.add_argument("--rfuzz", default="cargo-rfuzz")
     ap.add_argument("--tools", default="rfuzz,afl,libfuzzer")
     ap.add_argument("--bugs", default="")
@@ -311,15 +322,23 @@ def main():
     ap.add_argument("--rfuzz-flags", default="")
     ap.add_argument("--label", default="")
     ap.add_argument("--replay", action="store_true", help="report: classify the first crashes again")
+    ap.add_argument("--merge", default="", help="report: LABEL=TOOL,... pool a variant's trials under TOOL")
     args = ap.parse_args()
     if args.mode == "check":
         return check(args)
     if args.mode == "report":
         if not args.dir:
-            sys.exit("usage: run.sh report DIR [--tools ...] [--replay]")
+            sys.exit("usage: run.sh report DIR... [--tools ...] [--merge LABEL=TOOL,...] [--replay]")
+        merge = {}
+        for pair in filter(None, args.merge.split(",")):
+            label, sep, tool = pair.partition("=")
+            if not sep or not label or not tool:
+                sys.exit(f"error: --merge takes LABEL=TOOL pairs, got `{pair}`")
+            merge[label] = tool
         if args.replay:
-            reclassify(args.dir)
-        return report_table(args.dir, args.tools.split(",") if "--tools" in sys.argv else None)
+            for d in args.dir:
+                reclassify(d)
+        return report_table(args.dir, args.tools.split(",") if "--tools" in sys.argv else None, merge)
     return fuzz(args)
 
 

@@ -10,9 +10,11 @@
 #       --cores 0,1 (one run per listed core at a time)  --out DIR (results.jsonl is appended)
 #       --rfuzz-flags "..." (extra `cargo rfuzz fuzz` flags, e.g. to compare variants)
 #       --label NAME (the tool name in the table, for such variants)
-#   tests/bench/realbugs/run.sh report DIR [--tools ...] [--replay]
-#                                                   the table from DIR/results.jsonl (--replay:
-#                                                   classify the saved first crashes again)
+#   tests/bench/realbugs/run.sh report DIR... [--tools ...] [--merge LABEL=TOOL,...] [--replay]
+#                                                   the table from DIR/results.jsonl; several
+#                                                   DIRs pool their trials per tool (--merge:
+#                                                   count a --label variant's trials as TOOL's;
+#                                                   --replay: classify the saved first crashes again)
 #
 # A trial stops at the first crash the tool saves (or at the budget). That crash is replayed
 # through the AFL++ build of the same harness (plain Rust panic and stack-overflow messages,
@@ -49,7 +51,7 @@ case "$mode" in
     exec python3 "$here/bench.py" "$mode" "$@" --rfuzz "$rfuzz"
     ;;
   *)
-    sed -n '2,24p' "$0" >&2
+    sed -n '2,26p' "$0" >&2
     exit 2
     ;;
 esac
