@@ -5,6 +5,7 @@ Only the standard library: anyone with python3 can run it.
 """
 import argparse
 import json
+import math
 import os
 import resource
 import signal
@@ -250,6 +251,16 @@ def fmt_times(ts):
     return f"{med:.2f} ({min(ts):.2f}–{max(ts):.2f})"
 
 
+def all_trials_median(ts, n):
+    """Median time to the bug over all `n` trials, a trial without it counting as never (it
+    stopped at another bug or at the budget): `-` when fewer than half found it."""
+    if 2 * len(ts) < n or n == 0:
+        return "-"
+    ts = sorted(ts) + [math.inf] * (n - len(ts))
+    med = statistics.median(ts)
+    return f"{med:.2f}" if med != math.inf else "-"
+
+
 def reclassify(work):
     """Replays every trial's first crash again (after a change to a signature or to the replay)."""
     path = Path(work) / "results.jsonl"
@@ -264,18 +275,24 @@ def reclassify(work):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def report_table(works, tools=None, merge=None):
+def report_table(works, tools=None, merge=None, all_trials=False):
     """The table of one or more campaign directories. Trials of several directories are pooled
-    by tool label; `merge` maps labels onto others first (e.g. a variant's label onto `rfuzz`)."""
+    by tool label; `DIR@tool,...` takes only those tools' trials of DIR; `merge` maps labels onto
+    others first (e.g. a variant's label onto `rfuzz`)."""
     bugs = load_bugs()
     if isinstance(works, (str, Path)):
         works = [works]
     rows = []
     for work in works:
+        # DIR@tool,tool: only those tools' trials of DIR (e.g. the rivals' trials of an older
+        # campaign, pooled with this engine's trials of a newer one).
+        work, _, only = str(work).partition("@")
+        only = set(filter(None, only.split(",")))
         path = Path(work) / "results.jsonl"
         if not path.is_file():
             sys.exit(f"error: {path} not found: give a directory written by `run.sh fuzz --out`")
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line]
+        rows += [r for r in (json.loads(line) for line in path.read_text().splitlines() if line)
+                 if not only or r["tool"] in only]
     for r in rows:
         r["tool"] = (merge or {}).get(r["tool"], r["tool"])
     labels = []
@@ -298,7 +315,10 @@ def report_table(works, tools=None, merge=None):
                 cells.append("-")
                 continue
             ts = [r["time"] for r in rs if r["intended"]]
-            cells.append(f"{len(ts)}/{len(rs)} {fmt_times(ts)}" if ts else f"0/{len(rs)}")
+            cell = f"{len(ts)}/{len(rs)} {fmt_times(ts)}" if ts else f"0/{len(rs)}"
+            if all_trials:
+                cell += f"; all trials {all_trials_median(ts, len(rs))}"
+            cells.append(cell)
             for r in rs:
                 if r["crash"] and not r["intended"]:
                     others.append(f"{TOOLS.get(t, t)}: {short(r['kind'], r['detail'])}")
@@ -322,6 +342,8 @@ def main():
     ap.add_argument("--rfuzz-flags", default="")
     ap.add_argument("--label", default="")
     ap.add_argument("--replay", action="store_true", help="report: classify the first crashes again")
+    ap.add_argument("--all-trials", action="store_true",
+                    help="report: also the median over all trials (a trial without the bug counts as never)")
     ap.add_argument("--merge", default="", help="report: LABEL=TOOL,... pool a variant's trials under TOOL")
     args = ap.parse_args()
     if args.mode == "check":
@@ -337,8 +359,9 @@ def main():
             merge[label] = tool
         if args.replay:
             for d in args.dir:
-                reclassify(d)
-        return report_table(args.dir, args.tools.split(",") if "--tools" in sys.argv else None, merge)
+                reclassify(d.partition("@")[0])
+        return report_table(args.dir, args.tools.split(",") if "--tools" in sys.argv else None, merge,
+                            args.all_trials)
     return fuzz(args)
 
 

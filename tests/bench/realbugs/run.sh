@@ -10,10 +10,14 @@
 #       --cores 0,1 (one run per listed core at a time)  --out DIR (results.jsonl is appended)
 #       --rfuzz-flags "..." (extra `cargo rfuzz fuzz` flags, e.g. to compare variants)
 #       --label NAME (the tool name in the table, for such variants)
-#   tests/bench/realbugs/run.sh report DIR... [--tools ...] [--merge LABEL=TOOL,...] [--replay]
+#   tests/bench/realbugs/run.sh report DIR... [--tools ...] [--merge LABEL=TOOL,...] [--all-trials]
+#                                       [--replay]
 #                                                   the table from DIR/results.jsonl; several
-#                                                   DIRs pool their trials per tool (--merge:
+#                                                   DIRs pool their trials per tool (DIR@afl,...:
+#                                                   only those tools' trials of DIR; --merge:
 #                                                   count a --label variant's trials as TOOL's;
+#                                                   --all-trials: also the median over all trials,
+#                                                   a trial without the bug counting as never;
 #                                                   --replay: classify the saved first crashes again)
 #
 # A trial stops at the first crash the tool saves (or at the budget). That crash is replayed
@@ -51,7 +55,7 @@ case "$mode" in
     exec python3 "$here/bench.py" "$mode" "$@" --rfuzz "$rfuzz"
     ;;
   *)
-    sed -n '2,26p' "$0" >&2
+    sed -n '2,30p' "$0" >&2
     exit 2
     ;;
 esac
