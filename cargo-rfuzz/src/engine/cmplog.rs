@@ -191,7 +191,39 @@ pub fn input_to_state(input: &[u8], records: &[Record], max: usize) -> Vec<Vec<u
             _ => {}
         }
     }
+    single_byte_compares(&mut c, records, max / 4);
     c.out
+}
+
+/// One-byte compares and `match` cases (a format character, a tag letter): the
+/// input's byte `a` replaced by `b`, up to 8 occurrences each. libFuzzer's
+/// table of recent compares keeps 4- and 8-byte compares only; havoc finds
+/// such a byte in about one of 256 tries, and a keyword checked byte by byte
+/// (a weekday name compared letter by letter) needs one such step per letter.
+/// Latest compares come first, since they sit where parsing stopped, and they
+/// get at most `budget` candidates beyond the wider compares' (a one-byte value
+/// matches in many places, and most of those are not the compared byte).
+fn single_byte_compares(c: &mut Candidates, records: &[Record], budget: usize) {
+    c.max = c.max.min(c.out.len() + budget);
+    let mut done: HashSet<(u8, u8)> = HashSet::new();
+    for r in records.iter().rev() {
+        if c.full() {
+            break;
+        }
+        if r.size != 1 || !matches!(r.kind, cmplog::KIND_INT | cmplog::KIND_SWITCH) {
+            continue;
+        }
+        let (a, b) = (r.a[0], r.b[0]);
+        if a == b || !done.insert((a, b)) {
+            continue;
+        }
+        c.replace(&[a], &[b]);
+        // A variable compare may have either operand in the input; a switch's
+        // case value `b` is a constant.
+        if r.kind == cmplog::KIND_INT {
+            c.replace(&[b], &[a]);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +293,42 @@ mod tests {
         assert_eq!(c.len(), 5);
         let set: HashSet<_> = c.iter().collect();
         assert_eq!(set.len(), 5);
+    }
+
+    fn switch_record(value: u8, case: u8) -> Record {
+        let mut r = int_record(value as u64, case as u64, 1, 0);
+        r.kind = cmplog::KIND_SWITCH;
+        r
+    }
+
+    #[test]
+    fn input_to_state_solves_single_byte_compares_latest_first() {
+        // A `match` on a format character: the input has `%q`, the parser
+        // wanted one of its cases; the latest compare's candidates come first.
+        let input = b"%Y-%q";
+        let recs = [switch_record(b'Y', b'Y'), switch_record(b'q', b'a'), switch_record(b'q', b'z')];
+        let c = input_to_state(input, &recs, 100);
+        assert_eq!(c, vec![b"%Y-%z".to_vec(), b"%Y-%a".to_vec()]);
+        // A variable one-byte compare tries both directions.
+        let c = input_to_state(b"ab", &[int_record(b'a' as u64, b'c' as u64, 1, 0)], 100);
+        assert_eq!(c, vec![b"cb".to_vec()]);
+        let c = input_to_state(b"cb", &[int_record(b'a' as u64, b'c' as u64, 1, 0)], 100);
+        assert_eq!(c, vec![b"ab".to_vec()]);
+    }
+
+    #[test]
+    fn single_byte_candidates_get_a_quarter_of_the_budget() {
+        // 64 different bytes, each compared against another value: without
+        // the cap these would fill all 100 slots.
+        let input: Vec<u8> = (0..64u8).collect();
+        let recs: Vec<Record> = (0..64u8).map(|v| switch_record(v, v + 100)).collect();
+        assert_eq!(input_to_state(&input, &recs, 100).len(), 25);
+        // Wider compares keep their place in front.
+        let mut recs2 = vec![int_record(0x0302, 0x7777, 2, 0)];
+        recs2.extend(recs);
+        let c = input_to_state(&input, &recs2, 100);
+        assert_eq!(c.len(), 26);
+        assert_eq!(&c[0][..5], &[0, 1, 0x77, 0x77, 4]);
     }
 
     #[test]
